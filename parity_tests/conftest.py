@@ -1,0 +1,48 @@
+"""Backends under test come from ``WD_BACKENDS`` (default ``torch,jax``).
+
+A named backend that cannot be imported stops the run with an error: a parity suite that
+skips a missing framework is a check that cannot fail.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+
+from wd_core.backends import BACKENDS
+
+
+def requested_backends() -> list[str]:
+    names = [n.strip() for n in os.environ.get("WD_BACKENDS", "torch,jax").split(",")]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise pytest.UsageError(f"WD_BACKENDS names unknown backend(s) {unknown}; "
+                                f"accepted: {', '.join(BACKENDS)}")
+    return names
+
+
+def pytest_configure(config):
+    for name in requested_backends():
+        try:
+            importlib.import_module(f"wd_{name}")
+        except ImportError as err:
+            raise pytest.UsageError(
+                f"WD_BACKENDS names {name!r} but wd_{name} cannot be imported: {err}"
+            ) from None
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        names = requested_backends()
+        metafunc.parametrize("backend", [importlib.import_module(f"wd_{n}") for n in names],
+                             ids=names)
+
+
+@pytest.fixture(scope="session")
+def chapter_data():
+    from wd_core import SyntheticData
+
+    return SyntheticData(num_train=20, num_val=100, num_inputs=200, batch_size=5, seed=0)

@@ -1,0 +1,40 @@
+"""The mirror rule: wd_torch and wd_jax export the same names with the same signatures."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+from parity_tests.conftest import requested_backends
+
+
+def public_api(module) -> dict:
+    """name -> [(parameter, kind, default)], type annotations aside (they name the framework)."""
+    api = {}
+    for name in module.__all__:
+        obj = getattr(module, name)
+        target = obj.__init__ if inspect.isclass(obj) else obj
+        api[name] = [(p.name, p.kind, p.default)
+                     for p in inspect.signature(target).parameters.values()]
+    return api
+
+
+def test_backends_export_the_same_names_and_signatures():
+    names = requested_backends()
+    if len(names) < 2:
+        pytest.fail(f"the mirror test needs both backends; WD_BACKENDS={names}")
+    torch_api, jax_api = (public_api(importlib.import_module(f"wd_{n}")) for n in names)
+    assert torch_api == jax_api
+
+
+def test_contract_names_present():
+    for name in requested_backends():
+        module = importlib.import_module(f"wd_{name}")
+        for required in ("l2_penalty", "train", "WeightDecayScratch", "WeightDecay"):
+            assert required in module.__all__
+        params = inspect.signature(module.train).parameters
+        assert list(params)[:9] == ["data", "method", "lambd", "lr", "max_epochs", "init",
+                                    "dtype", "device", "progress"]
+        assert params["dtype"].default == "float32" and params["device"].default is None

@@ -1,0 +1,111 @@
+"""SyntheticData and init_params: determinism, shapes, batch order, validation."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from wd_core import SyntheticData, init_params
+
+FINGERPRINT = """
+import hashlib
+from wd_core import SyntheticData, init_params
+d = SyntheticData(seed=7)
+h = hashlib.sha256()
+for a in (d.X_train, d.y_train, d.X_val, d.y_val, *init_params(200, seed=7),
+          *d.epoch_batches(0), *d.epoch_batches(5)):
+    h.update(a.tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_same_seed_same_arrays_in_two_processes():
+    digests = {
+        subprocess.run([sys.executable, "-c", FINGERPRINT], capture_output=True, text=True,
+                       check=True).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(digests) == 1
+    d = SyntheticData(seed=7)
+    h = hashlib.sha256()
+    for a in (d.X_train, d.y_train, d.X_val, d.y_val, *init_params(200, seed=7),
+              *d.epoch_batches(0), *d.epoch_batches(5)):
+        h.update(a.tobytes())
+    assert digests == {h.hexdigest()}
+
+
+def test_shapes_and_dtypes_follow_the_contract():
+    d = SyntheticData(num_train=20, num_val=100, num_inputs=200, batch_size=5, seed=0)
+    assert d.X_train.shape == (20, 200) and d.y_train.shape == (20, 1)
+    assert d.X_val.shape == (100, 200) and d.y_val.shape == (100, 1)
+    assert {a.dtype for a in (d.X_train, d.y_train, d.X_val, d.y_val)} == {np.dtype("float64")}
+    w, b = init_params(200, seed=0)
+    assert w.shape == (200, 1) and b.shape == (1,) and w.dtype == b.dtype == np.float64
+    assert np.all(b == 0)
+
+
+def test_data_follow_the_chapter_generator():
+    d = SyntheticData(num_train=2000, num_val=2000, num_inputs=5, batch_size=5, seed=3)
+    X = np.vstack([d.X_train, d.X_val])
+    y = np.vstack([d.y_train, d.y_val])
+    noise = y - (0.05 + X @ np.full((5, 1), 0.01))
+    assert abs(X.mean()) < 0.03 and abs(X.std() - 1) < 0.03
+    assert abs(noise.std() - 0.01) < 0.0005
+    # Pitfall 4 of DESIGN.md: a reused PRNG key would make the noise a copy of X's draws.
+    assert abs(np.corrcoef(noise[:, 0], X[:, 0])[0, 1]) < 0.05
+
+
+def test_init_std_is_the_chapters():
+    w, _ = init_params(100_000, seed=1)
+    assert abs(w.std() - 0.01) < 2e-4
+
+
+def test_epoch_batches_are_a_permutation_and_epochs_differ():
+    d = SyntheticData(num_train=23, num_val=4, num_inputs=3, batch_size=5, seed=2)
+    batches = d.epoch_batches(0)
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(23))
+    assert not np.array_equal(d.epoch_permutation(0), d.epoch_permutation(1))
+    assert np.array_equal(np.concatenate(batches), d.epoch_permutation(0))
+    again = SyntheticData(num_train=23, num_val=4, num_inputs=3, batch_size=5, seed=2)
+    assert np.array_equal(again.epoch_permutation(3), d.epoch_permutation(3))
+
+
+def test_batch_schedule_is_epoch_batches():
+    d = SyntheticData(num_train=23, num_val=4, num_inputs=3, batch_size=5, seed=2)
+    full, last = d.batch_schedule(4)
+    assert full.shape == (4, 4, 5) and last.shape == (4, 3)
+    for epoch in range(4):
+        expected = d.epoch_batches(epoch)
+        assert [b.tolist() for b in (*full[epoch], last[epoch])] == [b.tolist() for b in expected]
+    full, last = SyntheticData(num_train=20, batch_size=5, num_inputs=2).batch_schedule(2)
+    assert full.shape == (2, 4, 5) and last.shape == (2, 0)
+
+
+def test_seeds_give_different_data():
+    assert not np.array_equal(SyntheticData(seed=0).X_train, SyntheticData(seed=1).X_train)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_train": 0}, "num_train must be a positive integer"),
+        ({"num_val": -1}, "num_val must be a positive integer"),
+        ({"num_inputs": 0}, "num_inputs must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": 21}, "batch_size=21 is larger than num_train=20"),
+        ({"seed": -3}, "seed must be an integer >= 0, got -3"),
+    ],
+)
+def test_bad_sizes_are_rejected_with_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SyntheticData(**kwargs)
+
+
+def test_non_integer_size_is_a_type_error():
+    with pytest.raises(TypeError, match="num_train must be a positive integer, got 2.5"):
+        SyntheticData(num_train=2.5)

@@ -1,0 +1,72 @@
+"""Options shared by several subcommands, and argparse types that name the bad value."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from wd_core.backends import BACKENDS
+from wd_core.validation import DTYPES, METHODS
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return value
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The chapter's data sizes and seed (defaults: 20, 100, 200, 5, seed 0)."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--num-train", type=positive_int, default=20)
+    group.add_argument("--num-val", type=positive_int, default=100)
+    group.add_argument("--num-inputs", type=positive_int, default=200)
+    group.add_argument("--batch-size", type=positive_int, default=5)
+    group.add_argument("--seed", type=nonnegative_int, default=0)
+
+
+def add_training_options(parser: argparse.ArgumentParser, *, backend_required=True) -> None:
+    """Backend, method, lr, epochs, dtype and device."""
+    parser.add_argument("--backend", choices=BACKENDS, required=backend_required)
+    parser.add_argument("--method", choices=METHODS, default="concise")
+    parser.add_argument("--lr", type=nonnegative_float, default=0.01)
+    parser.add_argument("--epochs", type=positive_int, default=10, dest="max_epochs")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+
+
+def data_from_args(args):
+    """A :class:`wd_core.SyntheticData` from :func:`add_data_options`' values."""
+    from wd_core.data import SyntheticData
+
+    return SyntheticData(
+        num_train=args.num_train, num_val=args.num_val, num_inputs=args.num_inputs,
+        batch_size=args.batch_size, seed=args.seed,
+    )

@@ -1,0 +1,49 @@
+"""``weight-decay run``: one training run, its History written as JSON."""
+
+from __future__ import annotations
+
+import sys
+
+from wd_core.atomic import check_output_folder
+from wd_core.backends import load_backend
+from wd_core.commands.options import (
+    add_data_options,
+    add_training_options,
+    data_from_args,
+    nonnegative_float,
+)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="train once; write the History as JSON")
+    add_training_options(parser)
+    parser.add_argument("--lambd", type=nonnegative_float, default=3.0)
+    add_data_options(parser)
+    parser.add_argument("--out", help="write the History here (JSON); default: print a summary")
+    parser.set_defaults(execute=execute)
+
+
+def execute(args) -> int:
+    if args.out:
+        check_output_folder(args.out)
+    backend = load_backend(args.backend)
+    history = backend.train(
+        data_from_args(args), method=args.method, lambd=args.lambd, lr=args.lr,
+        max_epochs=args.max_epochs, dtype=args.dtype, device=args.device,
+    )
+    if args.out:
+        history.to_json(args.out)
+    print(
+        f"{args.backend} {args.method} lambd={args.lambd:g}: "
+        f"train loss {history.train_loss[-1]:.6g}, val loss {history.val_loss[-1]:.6g}, "
+        f"l2_penalty {history.l2_penalty:.6g}, l2_norm {history.l2_norm:.6g}"
+        + (f" -> {args.out}" if args.out else "")
+    )
+    if history.diverged:
+        print(
+            f"weight-decay: warning: the run diverged (loss not finite) at epoch "
+            f"{history.diverged_epoch}; training stopped there",
+            file=sys.stderr,
+        )
+        return 3
+    return 0

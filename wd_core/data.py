@@ -1,0 +1,107 @@
+"""The chapter's synthetic data (D2L section 3.7.2) and the seeded minibatch order.
+
+Every random number of the project is drawn here or in :mod:`wd_core.params`, from
+independent numpy streams named by ``(seed, stream)``, so neither backend draws its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wd_core.validation import check_positive_int
+
+# Independent random streams derived from one user seed: SeedSequence((seed, stream)).
+STREAM_DATA = 0
+STREAM_INIT = 1
+STREAM_BATCHES = 2
+
+TRUE_BIAS = 0.05
+TRUE_WEIGHT = 0.01
+NOISE_STD = 0.01
+
+
+def rng_for(seed: int, stream: int, *more: int) -> np.random.Generator:
+    """A numpy Generator for one named stream of ``seed`` (a different key per use)."""
+    return np.random.default_rng(np.random.SeedSequence((seed, stream, *more)))
+
+
+class SyntheticData:
+    """High-dimensional linear regression data, float64.
+
+    ``X ~ N(0, 1)`` of shape (n, d) with ``n = num_train + num_val``;
+    ``y = 0.05 + X @ (0.01 * ones(d, 1)) + eps``, ``eps ~ N(0, 0.01**2)`` of shape (n, 1).
+    The first ``num_train`` rows train, the rest validate. ``X`` and ``eps`` are two
+    consecutive draws of one stream (never one key reused).
+
+    Attributes:
+        X_train, y_train: (num_train, d), (num_train, 1) float64.
+        X_val, y_val: (num_val, d), (num_val, 1) float64.
+        true_w, true_b: (d, 1) and (1,) float64, the generating parameters.
+    """
+
+    def __init__(self, num_train=20, num_val=100, num_inputs=200, batch_size=5, seed=0):
+        self.num_train = check_positive_int("num_train", num_train)
+        self.num_val = check_positive_int("num_val", num_val)
+        self.num_inputs = check_positive_int("num_inputs", num_inputs)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        self.seed = int(seed)
+        if self.batch_size > self.num_train:
+            raise ValueError(
+                f"batch_size={self.batch_size} is larger than num_train={self.num_train}; "
+                f"accepted: 1 <= batch_size <= num_train"
+            )
+        n, d = self.num_train + self.num_val, self.num_inputs
+        rng = rng_for(self.seed, STREAM_DATA)
+        X = rng.standard_normal((n, d))
+        noise = NOISE_STD * rng.standard_normal((n, 1))
+        self.true_w = np.full((d, 1), TRUE_WEIGHT)
+        self.true_b = np.array([TRUE_BIAS])
+        y = X @ self.true_w + self.true_b + noise
+        self.X_train, self.X_val = X[: self.num_train], X[self.num_train :]
+        self.y_train, self.y_val = y[: self.num_train], y[self.num_train :]
+
+    def __repr__(self) -> str:
+        return (
+            f"SyntheticData(num_train={self.num_train}, num_val={self.num_val}, "
+            f"num_inputs={self.num_inputs}, batch_size={self.batch_size}, seed={self.seed})"
+        )
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Number of minibatches per epoch, ``ceil(num_train / batch_size)``."""
+        return -(-self.num_train // self.batch_size)
+
+    def epoch_permutation(self, epoch: int) -> np.ndarray:
+        """The shuffled training-row order of ``epoch``: (num_train,) int64.
+
+        A pure function of ``(seed, epoch)``; each epoch has its own stream.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        return rng_for(self.seed, STREAM_BATCHES, int(epoch)).permutation(self.num_train)
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """The minibatches of ``epoch`` in step order, as arrays of training-row indices.
+
+        All have ``batch_size`` rows except perhaps the last (``num_train % batch_size``).
+        Concatenated they are :meth:`epoch_permutation`.
+        """
+        order = self.epoch_permutation(epoch)
+        return [order[i : i + self.batch_size] for i in range(0, self.num_train, self.batch_size)]
+
+    def batch_schedule(self, max_epochs: int) -> tuple[np.ndarray, np.ndarray]:
+        """All batch indices of a run as two rectangular int64 arrays (for compiled loops).
+
+        Returns ``(full, last)``: ``full`` of shape (max_epochs, num_train // batch_size,
+        batch_size) holds the full batches of every epoch in step order; ``last`` of shape
+        (max_epochs, num_train % batch_size) the ragged last batch of every epoch (zero
+        columns when ``batch_size`` divides ``num_train``). Epoch ``e`` is ``full[e]`` then
+        ``last[e]``, exactly :meth:`epoch_batches` ``(e)``.
+        """
+        max_epochs = check_positive_int("max_epochs", max_epochs)
+        orders = np.stack([self.epoch_permutation(e) for e in range(max_epochs)])
+        n_full = (self.num_train // self.batch_size) * self.batch_size
+        full = orders[:, :n_full].reshape(max_epochs, -1, self.batch_size)
+        return full, orders[:, n_full:]

@@ -1,0 +1,95 @@
+"""One validated description of a training run, shared by the reference and both backends.
+
+Backends call :func:`prepare_run` at their public boundary and :func:`history_from_epochs`
+to package what they computed, so validation and the History layout live in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wd_core.data import SyntheticData
+from wd_core.history import History
+from wd_core.params import resolve_init
+from wd_core.validation import (
+    DTYPES,
+    METHODS,
+    check_choice,
+    check_device_name,
+    check_hyperparameters,
+)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Validated inputs of one run; ``w0`` (d, 1) and ``b0`` (1,) are float64."""
+
+    data: SyntheticData
+    method: str
+    lambd: float
+    lr: float
+    max_epochs: int
+    w0: np.ndarray
+    b0: np.ndarray
+    dtype: str
+    device: str
+
+    def config(self, backend: str) -> dict:
+        """The History's ``config`` for ``backend``."""
+        data = self.data
+        return {
+            "backend": backend,
+            "method": self.method,
+            "lambd": self.lambd,
+            "lr": self.lr,
+            "max_epochs": self.max_epochs,
+            "dtype": self.dtype,
+            "device": self.device,
+            "seed": data.seed,
+            "num_train": data.num_train,
+            "num_val": data.num_val,
+            "num_inputs": data.num_inputs,
+            "batch_size": data.batch_size,
+        }
+
+
+def prepare_run(data, *, method, lambd, lr, max_epochs, init, dtype, device) -> RunSpec:
+    """Validate a run's arguments (``ValueError``/``TypeError`` naming the bad value)."""
+    if not isinstance(data, SyntheticData):
+        raise TypeError(f"data must be a wd_core.SyntheticData, got {type(data).__name__}")
+    check_choice("method", method, METHODS)
+    lambd, lr, max_epochs = check_hyperparameters(lambd=lambd, lr=lr, max_epochs=max_epochs)
+    check_choice("dtype", dtype, DTYPES)
+    device = check_device_name(device)
+    w0, b0 = resolve_init(data.num_inputs, data.seed, init)
+    return RunSpec(data, method, lambd, lr, max_epochs, w0, b0, dtype, device)
+
+
+def history_from_epochs(spec: RunSpec, backend: str, epoch_w, epoch_b, train_loss, val_loss):
+    """Package per-epoch results (max_epochs leading axis) as a :class:`History`.
+
+    Args:
+        epoch_w: (E, d, 1); epoch_b: (E, 1); train_loss, val_loss: (E,), any float dtype.
+
+    A run is diverged at the first epoch whose training or validation loss is NaN or
+    infinite; the History then keeps the epochs up to and including that one.
+    """
+    train_loss = np.asarray(train_loss, dtype=np.float64)
+    val_loss = np.asarray(val_loss, dtype=np.float64)
+    bad = np.flatnonzero(~(np.isfinite(train_loss) & np.isfinite(val_loss)))
+    epochs_run = int(bad[0]) + 1 if bad.size else len(train_loss)
+    epoch_w = np.asarray(epoch_w, dtype=np.float64)[:epochs_run]
+    epoch_b = np.asarray(epoch_b, dtype=np.float64)[:epochs_run]
+    return History(
+        w=epoch_w[-1],
+        b=epoch_b[-1],
+        train_loss=train_loss[:epochs_run],
+        val_loss=val_loss[:epochs_run],
+        epoch_w=epoch_w,
+        epoch_b=epoch_b,
+        config=spec.config(backend),
+        diverged=bool(bad.size),
+        diverged_epoch=int(bad[0]) if bad.size else None,
+    )

@@ -1,0 +1,19 @@
+"""wd_jax: the chapter's weight decay in JAX + optax (``add_decayed_weights`` before ``sgd``).
+
+Mirrors :mod:`wd_torch` name for name. Data, batch order and initial parameters come from
+:mod:`wd_core`; this package draws no random numbers. Importing it changes no global JAX
+setting: float64 runs enable x64 only inside their own scope.
+"""
+
+from wd_core.errors import missing_framework
+
+try:
+    import jax  # noqa: F401
+    import optax  # noqa: F401
+except ImportError:  # pragma: no cover - exercised by tests with jax hidden
+    raise missing_framework("wd_jax", "JAX and optax", "jax") from None
+
+from wd_jax.models import WeightDecay, WeightDecayScratch, l2_penalty, squared_loss
+from wd_jax.training import train
+
+__all__ = ["l2_penalty", "squared_loss", "WeightDecayScratch", "WeightDecay", "train"]

@@ -1,0 +1,100 @@
+"""The chapter's two models in JAX + optax, as pure functions over ``params``.
+
+``params = {"w": (d, 1), "b": (1,)}``; both models predict ``y_hat = X w + b`` with ``X``
+(n, d) and use the loss ``mean((y_hat - y)**2) / 2``. They differ in where the decay lives:
+
+* :class:`WeightDecayScratch`: in the loss, ``+ lambd * ||w||**2 / 2``, differentiated by
+  ``jax.grad``; the optimizer is ``optax.sgd(lr)``.
+* :class:`WeightDecay`: in the optimizer, ``optax.chain(optax.add_decayed_weights(lambd,
+  mask={"w": True, "b": False}), optax.sgd(lr))``: the decay is added to the gradient
+  *before* ``sgd`` scales it, and the mask keeps the bias undecayed (torch's bias group).
+
+For plain SGD both give ``w <- (1 - lr*lambd) w - lr * grad_w``, ``b <- b - lr * grad_b``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from wd_core.validation import check_nonnegative_float, check_positive_int
+from wd_jax.device import jax_dtype
+
+#: optax mask: decay the weight, never the bias.
+DECAY_MASK = {"w": True, "b": False}
+
+
+def l2_penalty(w: jax.Array) -> jax.Array:
+    """``sum(w**2) / 2``, a scalar in ``w``'s dtype."""
+    return jnp.sum(w**2) / 2
+
+
+def squared_loss(y_hat: jax.Array, y: jax.Array) -> jax.Array:
+    """``mean((y_hat - y)**2) / 2`` over the batch; ``y_hat``, ``y`` (n, 1)."""
+    return jnp.mean((y_hat - y) ** 2) / 2
+
+
+def _hyperparameter(name, value):
+    # Inside jit the hyper-parameters are tracers: they were validated at train()'s boundary.
+    if isinstance(value, jax.core.Tracer):
+        return value
+    return check_nonnegative_float(name, value)
+
+
+class _LinearRegression:
+    """Shared constructor and the linear model ``X w + b``."""
+
+    def __init__(self, num_inputs, *, lambd, lr, dtype="float32"):
+        self.num_inputs = check_positive_int("num_inputs", num_inputs)
+        self.lambd = _hyperparameter("lambd", lambd)
+        self.lr = _hyperparameter("lr", lr)
+        self.dtype = jax_dtype(dtype)
+
+    def set_w_b(self, w, b) -> dict:
+        """``params`` from float64 numpy ``w`` (d, 1) and ``b`` (1,), cast to the dtype."""
+        return {
+            "w": jnp.asarray(np.asarray(w).reshape(self.num_inputs, 1), dtype=self.dtype),
+            "b": jnp.asarray(np.asarray(b).reshape(1), dtype=self.dtype),
+        }
+
+    @staticmethod
+    def get_w_b(params: dict) -> tuple[jax.Array, jax.Array]:
+        """``(w, b)`` of shapes (d, 1), (1,)."""
+        return params["w"], params["b"]
+
+    @staticmethod
+    def forward(params: dict, X: jax.Array) -> jax.Array:
+        """``X w + b``: (n, 1)."""
+        return X @ params["w"] + params["b"]
+
+
+class WeightDecayScratch(_LinearRegression):
+    """The penalty is part of the loss; the optimizer is plain ``optax.sgd``."""
+
+    def loss(self, params: dict, X: jax.Array, y: jax.Array) -> jax.Array:
+        """``squared_loss(X w + b, y) + lambd * l2_penalty(w)``."""
+        return squared_loss(self.forward(params, X), y) + self.lambd * l2_penalty(params["w"])
+
+    def configure_optimizers(self) -> optax.GradientTransformation:
+        """``optax.sgd(lr)`` (the decay comes from the loss's gradient)."""
+        return optax.sgd(self.lr)
+
+
+class WeightDecay(_LinearRegression):
+    """The decay is optax's ``add_decayed_weights`` on ``w`` only, chained before ``sgd``."""
+
+    def loss(self, params: dict, X: jax.Array, y: jax.Array) -> jax.Array:
+        """``squared_loss(X w + b, y)``: the decay is the optimizer's."""
+        return squared_loss(self.forward(params, X), y)
+
+    def configure_optimizers(self) -> optax.GradientTransformation:
+        """``chain(add_decayed_weights(lambd, mask=DECAY_MASK), sgd(lr))``."""
+        return optax.chain(
+            optax.add_decayed_weights(self.lambd, mask=DECAY_MASK),
+            optax.sgd(self.lr),
+        )
+
+
+MODELS = {"scratch": WeightDecayScratch, "concise": WeightDecay}

@@ -1,0 +1,17 @@
+"""wd_torch: the chapter's weight decay in PyTorch (``torch.optim.SGD(weight_decay=...)``).
+
+Mirrors :mod:`wd_jax` name for name. Data, batch order and initial parameters come from
+:mod:`wd_core`; this package draws no random numbers.
+"""
+
+from wd_core.errors import missing_framework
+
+try:
+    import torch  # noqa: F401
+except ImportError:  # pragma: no cover - exercised by tests with torch hidden
+    raise missing_framework("wd_torch", "PyTorch", "torch") from None
+
+from wd_torch.models import WeightDecay, WeightDecayScratch, l2_penalty, squared_loss
+from wd_torch.training import train
+
+__all__ = ["l2_penalty", "squared_loss", "WeightDecayScratch", "WeightDecay", "train"]

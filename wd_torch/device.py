@@ -1,0 +1,43 @@
+"""Map the project's dtype and device names onto torch objects."""
+
+from __future__ import annotations
+
+import torch
+
+from wd_core.errors import DeviceUnavailableError
+from wd_core.validation import DTYPES, check_choice, check_device_name
+
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def torch_dtype(dtype: str) -> torch.dtype:
+    """``"float32"`` or ``"float64"`` as a ``torch.dtype``."""
+    return TORCH_DTYPES[check_choice("dtype", dtype, DTYPES)]
+
+
+def torch_device(device) -> torch.device:
+    """``None``/``"cpu"``/``"cuda"``/``"cuda:N"`` as a ``torch.device`` that exists here.
+
+    Raises :class:`wd_core.DeviceUnavailableError` when CUDA is asked for and torch sees
+    no GPU (or not that many).
+    """
+    name = check_device_name(device)
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(
+                f"device {name!r} was asked for but torch sees no CUDA GPU "
+                f"(torch.cuda.is_available() is False); use --device cpu"
+            )
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(
+                f"device {name!r} was asked for but torch sees "
+                f"{torch.cuda.device_count()} CUDA GPU(s)"
+            )
+    return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued work on ``device`` (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

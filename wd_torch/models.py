@@ -1,0 +1,117 @@
+"""The chapter's two models in PyTorch.
+
+Both predict ``y_hat = X w + b`` with ``X`` (n, d), ``w`` (d, 1), ``b`` (1,) and use the loss
+``mean((y_hat - y)**2) / 2``. They differ in where the weight decay lives:
+
+* :class:`WeightDecayScratch`: in the loss, ``+ lambd * ||w||**2 / 2``, differentiated by
+  autograd; the optimizer is plain ``torch.optim.SGD``.
+* :class:`WeightDecay`: in the optimizer, ``torch.optim.SGD`` with two parameter groups,
+  ``weight_decay=lambd`` for the weight and ``0`` for the bias.
+
+For plain SGD both give ``w <- (1 - lr*lambd) w - lr * grad_w``, ``b <- b - lr * grad_b``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from wd_core.validation import check_nonnegative_float, check_positive_int
+from wd_torch.device import torch_dtype
+
+
+def l2_penalty(w: torch.Tensor) -> torch.Tensor:
+    """``sum(w**2) / 2``, a scalar tensor in ``w``'s dtype."""
+    return (w**2).sum() / 2
+
+
+def squared_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``mean((y_hat - y)**2) / 2`` over the batch; ``y_hat``, ``y`` (n, 1).
+
+    Not ``nn.MSELoss``, which has no 1/2 and so doubles the gradient.
+    """
+    return ((y_hat - y) ** 2).mean() / 2
+
+
+class _LinearRegression(nn.Module):
+    """Shared constructor: validated sizes and hyper-parameters, a dtype."""
+
+    def __init__(self, num_inputs, *, lambd, lr, dtype="float32"):
+        super().__init__()
+        self.num_inputs = check_positive_int("num_inputs", num_inputs)
+        self.lambd = check_nonnegative_float("lambd", lambd)
+        self.lr = check_nonnegative_float("lr", lr)
+        self.dtype = torch_dtype(dtype)
+
+    def set_w_b(self, w, b) -> None:
+        """Copy float64 numpy ``w`` (d, 1) and ``b`` (1,) into the parameters."""
+        weight, bias = self._parameters_as_w_b()
+        with torch.no_grad():
+            weight.copy_(torch.as_tensor(np.asarray(w).reshape(weight.shape)))
+            bias.copy_(torch.as_tensor(np.asarray(b).reshape(bias.shape)))
+
+    def get_w_b(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The parameters as ``w`` (d, 1) and ``b`` (1,) views."""
+        weight, bias = self._parameters_as_w_b()
+        return weight.reshape(self.num_inputs, 1), bias.reshape(1)
+
+
+class WeightDecayScratch(_LinearRegression):
+    """``w`` (d, 1), ``b`` (1,); the penalty is part of the loss, the optimizer plain SGD."""
+
+    def __init__(self, num_inputs, *, lambd, lr, dtype="float32"):
+        super().__init__(num_inputs, lambd=lambd, lr=lr, dtype=dtype)
+        self.w = nn.Parameter(torch.zeros(self.num_inputs, 1, dtype=self.dtype))
+        self.b = nn.Parameter(torch.zeros(1, dtype=self.dtype))
+
+    def _parameters_as_w_b(self):
+        return self.w, self.b
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """``X w + b``: (n, 1)."""
+        return X @ self.w + self.b
+
+    def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``squared_loss(y_hat, y) + lambd * l2_penalty(w)``."""
+        return squared_loss(y_hat, y) + self.lambd * l2_penalty(self.w)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Plain ``torch.optim.SGD`` (the decay comes from the loss's gradient)."""
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+class WeightDecay(_LinearRegression):
+    """``nn.Linear(d, 1)``; the decay is ``torch.optim.SGD``'s ``weight_decay``, weight only.
+
+    The layer is a real ``nn.Linear`` (not ``nn.LazyLinear``, on which an init set before
+    the first forward silently does nothing); its weight (1, d) is ``w.T``.
+    """
+
+    def __init__(self, num_inputs, *, lambd, lr, dtype="float32"):
+        super().__init__(num_inputs, lambd=lambd, lr=lr, dtype=dtype)
+        self.net = nn.Linear(self.num_inputs, 1, dtype=self.dtype)
+
+    def _parameters_as_w_b(self):
+        return self.net.weight, self.net.bias
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """``X w + b``: (n, 1)."""
+        return self.net(X)
+
+    def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``squared_loss(y_hat, y)``: the decay is the optimizer's."""
+        return squared_loss(y_hat, y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """``SGD`` with groups ``{weight: weight_decay=lambd}``, ``{bias: weight_decay=0}``."""
+        return torch.optim.SGD(
+            [
+                {"params": [self.net.weight], "weight_decay": self.lambd},
+                {"params": [self.net.bias], "weight_decay": 0.0},
+            ],
+            lr=self.lr,
+        )
+
+
+MODELS = {"scratch": WeightDecayScratch, "concise": WeightDecay}

@@ -1,0 +1,67 @@
+"""The training loop: minibatch SGD in the order :mod:`wd_core` gives, on one device."""
+
+from __future__ import annotations
+
+import torch
+
+from wd_core.runspec import history_from_epochs, prepare_run
+from wd_torch.device import torch_device, torch_dtype
+from wd_torch.models import MODELS, squared_loss
+
+
+def train(
+    data, *, method, lambd, lr, max_epochs, init=None, dtype="float32", device=None,
+    progress=None,
+):
+    """Train the chapter's model with weight decay; return a :class:`wd_core.History`.
+
+    Args:
+        data: a :class:`wd_core.SyntheticData`; its batches are followed in order.
+        method: ``"scratch"`` (penalty in the loss, plain SGD) or ``"concise"``
+            (``torch.optim.SGD`` weight decay on the weight only).
+        lambd, lr: finite, >= 0. max_epochs: >= 1.
+        init: ``None`` (``init_params(data.num_inputs, data.seed)``) or float64 ``(w, b)``
+            of shapes (d, 1), (1,).
+        dtype: ``"float32"`` or ``"float64"``; device: ``None``/``"cpu"``/``"cuda"``.
+        progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch.
+
+    The data are moved to the device once; per-epoch losses are data losses on the whole
+    training and validation sets, computed in ``dtype`` on the device.
+    """
+    spec = prepare_run(
+        data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
+        dtype=dtype, device=device,
+    )
+    dev, tdtype = torch_device(spec.device), torch_dtype(spec.dtype)
+
+    def on_device(array, dtype=tdtype):
+        return torch.as_tensor(array, dtype=dtype, device=dev)
+
+    X, y = on_device(data.X_train), on_device(data.y_train)
+    X_val, y_val = on_device(data.X_val), on_device(data.y_val)
+    full, last = (on_device(a, torch.long) for a in data.batch_schedule(spec.max_epochs))
+
+    model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr, dtype=spec.dtype)
+    model.set_w_b(spec.w0, spec.b0)
+    model.to(dev)
+    optimizer = model.configure_optimizers()
+
+    epoch_w, epoch_b, train_loss, val_loss = [], [], [], []
+    for epoch in range(spec.max_epochs):
+        for rows in (*full[epoch], last[epoch]):
+            if len(rows) == 0:
+                continue
+            loss = model.loss(model(X[rows]), y[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            w, b = model.get_w_b()
+            epoch_w.append(w.clone())
+            epoch_b.append(b.clone())
+            train_loss.append(squared_loss(model(X), y))
+            val_loss.append(squared_loss(model(X_val), y_val))
+        if progress is not None:
+            progress(epoch)
+    per_epoch = (torch.stack(a).cpu().numpy() for a in (epoch_w, epoch_b, train_loss, val_loss))
+    return history_from_epochs(spec, "torch", *per_epoch)
