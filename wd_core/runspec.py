@@ -19,6 +19,7 @@ from wd_core.validation import (
     check_choice,
     check_device_name,
     check_hyperparameters,
+    check_nonnegative_float,
 )
 
 
@@ -93,3 +94,38 @@ def history_from_epochs(spec: RunSpec, backend: str, epoch_w, epoch_b, train_los
         diverged=bool(bad.size),
         diverged_epoch=int(bad[0]) if bad.size else None,
     )
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """Validated float64 inputs of one step: w (d, 1), b (1,), X (n, d), y (n, 1)."""
+
+    w: np.ndarray
+    b: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    method: str
+    lambd: float
+    lr: float
+    dtype: str
+    device: str
+
+
+def prepare_step(w, b, X, y, *, method, lambd, lr, dtype, device) -> StepSpec:
+    """Validate one step's arguments (``ValueError`` naming the bad shape or value)."""
+    check_choice("method", method, METHODS)
+    lambd = check_nonnegative_float("lambd", lambd)
+    lr = check_nonnegative_float("lr", lr)
+    check_choice("dtype", dtype, DTYPES)
+    device = check_device_name(device)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 1:
+        raise ValueError(f"X has shape {X.shape}; accepted: (n, d) with n >= 1")
+    n, d = X.shape
+    w, b, y = (np.asarray(a, dtype=np.float64) for a in (w, b, y))
+    if w.shape != (d, 1) or b.shape != (1,) or y.shape != (n, 1):
+        raise ValueError(
+            f"shapes w{w.shape}, b{b.shape}, y{y.shape} do not fit X{X.shape}; "
+            f"accepted: w({d}, 1), b(1,), y({n}, 1)"
+        )
+    return StepSpec(w, b, X, y, method, lambd, lr, dtype, device)

@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - exercised by tests with jax hidden
     raise missing_framework("wd_jax", "JAX and optax", "jax") from None
 
 from wd_jax.models import WeightDecay, WeightDecayScratch, l2_penalty, squared_loss
+from wd_jax.step import sgd_step
 from wd_jax.training import train
 
-__all__ = ["l2_penalty", "squared_loss", "WeightDecayScratch", "WeightDecay", "train"]
+__all__ = ["l2_penalty", "squared_loss", "WeightDecayScratch", "WeightDecay", "sgd_step", "train"]

@@ -12,6 +12,7 @@ except ImportError:  # pragma: no cover - exercised by tests with torch hidden
     raise missing_framework("wd_torch", "PyTorch", "torch") from None
 
 from wd_torch.models import WeightDecay, WeightDecayScratch, l2_penalty, squared_loss
+from wd_torch.step import sgd_step
 from wd_torch.training import train
 
-__all__ = ["l2_penalty", "squared_loss", "WeightDecayScratch", "WeightDecay", "train"]
+__all__ = ["l2_penalty", "squared_loss", "WeightDecayScratch", "WeightDecay", "sgd_step", "train"]
