@@ -1,7 +1,9 @@
 """Backends under test come from ``WD_BACKENDS`` (default ``torch,jax``).
 
 A named backend that cannot be imported stops the run with an error: a parity suite that
-skips a missing framework is a check that cannot fail.
+skips a missing framework is a check that cannot fail. A test that needs a framework the
+variable leaves out (a pitfall built in optax, a torch-vs-jax comparison) asks
+:func:`require_backends`, which skips it with the reason.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from wd_core.backends import BACKENDS
 
 
 def requested_backends() -> list[str]:
+    """The backend names of ``WD_BACKENDS``, in order; ``pytest.UsageError`` for unknown ones."""
     names = [n.strip() for n in os.environ.get("WD_BACKENDS", "torch,jax").split(",")]
     names = [n for n in names if n]
     unknown = [n for n in names if n not in BACKENDS]
@@ -22,6 +25,15 @@ def requested_backends() -> list[str]:
         raise pytest.UsageError(f"WD_BACKENDS names unknown backend(s) {unknown}; "
                                 f"accepted: {', '.join(BACKENDS)}")
     return names
+
+
+def require_backends(*names: str) -> list:
+    """The modules ``wd_<name>``; skips the calling test unless ``WD_BACKENDS`` names them all."""
+    missing = [n for n in names if n not in requested_backends()]
+    if missing:
+        pytest.skip(f"WD_BACKENDS={os.environ.get('WD_BACKENDS', 'torch,jax')!r} leaves out "
+                    f"{', '.join(missing)}")
+    return [importlib.import_module(f"wd_{n}") for n in names]
 
 
 def pytest_configure(config):
