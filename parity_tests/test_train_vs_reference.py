@@ -1,53 +1,71 @@
-"""Each backend's train() against the float64 reference, for both methods and lambda 0, 3."""
+"""Whole runs: each backend's ``train()`` against ``reference.train()``, and torch against jax.
+
+Every case of :data:`parity_tests.cases.RUN_CASES` (the chapter's 20 x 200, a ragged last
+batch, ``batch_size=1``, full batch, d = 8 n; five seeds) x both methods x lambda in
+{0, 3, two drawn values} x float32 and float64. The parameters after every epoch and both loss
+curves are compared, not only the final ``w``.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from wd_core import SyntheticData, reference
+from parity_tests.cases import DTYPES, LAMBDAS, METHODS, RUN_CASES
+from parity_tests.conftest import require_backends
+from parity_tests.runs import backend_run, reference_run
+from wd_core import reference
 from wd_core.tolerances import assert_close
 
 FIELDS = ("epoch_w", "epoch_b", "train_loss", "val_loss", "w", "b")
 
+run_grid = pytest.mark.parametrize(
+    ("case", "lambd"), [(c, lam) for c in RUN_CASES for lam in LAMBDAS],
+    ids=[f"{c}-lambd{lam:g}" for c in RUN_CASES for lam in LAMBDAS],
+)
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("lambd", [0.0, 3.0])
-@pytest.mark.parametrize("method", ["scratch", "concise"])
-def test_train_matches_reference(backend, chapter_data, method, lambd, dtype):
-    oracle = reference.train(chapter_data, lambd=lambd, lr=0.01, max_epochs=10)
-    history = backend.train(chapter_data, method=method, lambd=lambd, lr=0.01, max_epochs=10,
-                            dtype=dtype)
+
+def backend_name(module) -> str:
+    return module.__name__.removeprefix("wd_")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", METHODS)
+@run_grid
+def test_run_matches_reference(backend, case, lambd, method, dtype):
+    history = backend_run(backend_name(backend), case, method, lambd, dtype)
+    oracle = reference_run(case, lambd)
+    assert not history.diverged and len(history.train_loss) == RUN_CASES[case].max_epochs
     for field in FIELDS:
         assert_close(getattr(history, field), getattr(oracle, field), dtype,
-                     err_msg=f"{field} of {backend.__name__} {method} lambd={lambd} {dtype}")
-    assert history.l2_penalty == pytest.approx(oracle.l2_penalty, rel=1e-5)
-    assert history.config["backend"] == backend.__name__.removeprefix("wd_")
-    assert history.config["dtype"] == dtype
+                     err_msg=f"{field} of {backend.__name__} {method} {case} lambd={lambd}")
+    assert history.config["backend"] == backend_name(backend)
+    assert (history.config["method"], history.config["dtype"]) == (method, dtype)
 
 
-@pytest.mark.parametrize("method", ["scratch", "concise"])
-def test_ragged_last_batch_matches_reference(backend, method):
-    data = SyntheticData(num_train=23, num_val=7, num_inputs=9, batch_size=5, seed=4)
-    oracle = reference.train(data, lambd=1.5, lr=0.05, max_epochs=6)
-    history = backend.train(data, method=method, lambd=1.5, lr=0.05, max_epochs=6,
-                            dtype="float64")
-    assert_close(history.epoch_w, oracle.epoch_w, "float64")
-    assert_close(history.epoch_b, oracle.epoch_b, "float64")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", METHODS)
+@run_grid
+def test_torch_matches_jax(case, lambd, method, dtype):
+    require_backends("torch", "jax")
+    by_torch = backend_run("torch", case, method, lambd, dtype)
+    by_jax = backend_run("jax", case, method, lambd, dtype)
+    for field in FIELDS:
+        assert_close(getattr(by_torch, field), getattr(by_jax, field), dtype,
+                     err_msg=f"{field}: torch vs jax, {method} {case} lambd={lambd}")
 
 
 def test_explicit_init_is_used(backend, chapter_data):
-    import numpy as np
-
     w0 = np.linspace(-0.1, 0.1, chapter_data.num_inputs).reshape(-1, 1)
     b0 = np.array([0.3])
     oracle = reference.train(chapter_data, lambd=3.0, lr=0.01, max_epochs=2, init=(w0, b0))
     history = backend.train(chapter_data, method="concise", lambd=3.0, lr=0.01, max_epochs=2,
                             init=(w0, b0), dtype="float64")
-    assert_close(history.w, oracle.w, "float64")
-    assert_close(history.b, oracle.b, "float64")
+    assert_close(history.epoch_w, oracle.epoch_w, "float64")
+    assert_close(history.epoch_b, oracle.epoch_b, "float64")
 
 
-@pytest.mark.parametrize("method", ["scratch", "concise"])
+@pytest.mark.parametrize("method", METHODS)
 def test_divergence_is_marked_like_the_reference(backend, chapter_data, method):
     # lr=10 grows w by ~x30 per epoch: float64 overflows at epoch 20 (float32 at epoch 2).
     oracle = reference.train(chapter_data, lambd=0.0, lr=10.0, max_epochs=30)
@@ -60,9 +78,7 @@ def test_divergence_is_marked_like_the_reference(backend, chapter_data, method):
 
 
 def test_float32_divergence_is_marked_identically_in_both_backends(chapter_data):
-    import wd_jax
-    import wd_torch
-
+    wd_torch, wd_jax = require_backends("torch", "jax")
     kwargs = {"method": "concise", "lambd": 0.0, "lr": 10.0, "max_epochs": 10}
     by_torch, by_jax = wd_torch.train(chapter_data, **kwargs), wd_jax.train(chapter_data, **kwargs)
     assert by_torch.diverged and by_jax.diverged
