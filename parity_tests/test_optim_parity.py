@@ -56,10 +56,10 @@ _jax_grad = jax.jit(jax.grad(jax_loss))
 
 def torch_groups(params, mask=DECAY_MASK, weight_decay=None):
     """torch parameter groups: decayed (mask True) and ``weight_decay=0`` (mask False)."""
-    decayed = {"params": [params[k] for k in SHAPES if mask[k]]}
+    decayed = {"params": [params[k] for k in params if mask[k]]}
     if weight_decay is not None:
         decayed["weight_decay"] = weight_decay
-    others = {"params": [params[k] for k in SHAPES if not mask[k]], "weight_decay": 0.0}
+    others = {"params": [params[k] for k in params if not mask[k]], "weight_decay": 0.0}
     return [decayed, others]
 
 

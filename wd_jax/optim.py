@@ -226,13 +226,19 @@ def torch_state(opt_state) -> dict:
 
 def torch_step_lr(lr, step_size: int, gamma: float = 0.1):
     """``torch.optim.lr_scheduler.StepLR(opt, step_size, gamma)`` as an optax schedule:
-    ``lr * gamma ** (count // step_size)`` (``optax.exponential_decay`` with staircase)."""
+    ``lr * gamma ** (count // step_size)`` (``optax.exponential_decay`` with staircase).
+
+    The count is cast to the default float dtype first: ``exponential_decay`` divides the
+    int32 count, which yields float32 even with x64 enabled and would round a float64 run's
+    learning rate to float32.
+    """
     check_number("lr", lr, low=0.0)
     if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
         raise ValueError(f"step_size must be an integer >= 1, got {step_size!r}")
     check_number("gamma", gamma)
-    return optax.exponential_decay(lr, transition_steps=step_size, decay_rate=gamma,
-                                   staircase=True)
+    decay = optax.exponential_decay(lr, transition_steps=step_size, decay_rate=gamma,
+                                    staircase=True)
+    return lambda count: decay(jnp.asarray(count, dtype=float))
 
 
 def torch_cosine_annealing_lr(lr, T_max: int, eta_min: float = 0.0):  # noqa: N803 (torch's name)
