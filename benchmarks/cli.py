@@ -1,0 +1,105 @@
+"""Command line of ``python -m benchmarks`` (also ``weight-decay bench`` and ``make bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks import machine
+from benchmarks.report import format_summary, format_table, format_targets, write_json
+from benchmarks.runner import DEVICES, FRAMEWORKS, Options, run
+from benchmarks.workloads import GROUPS
+
+DEFAULT_OUT_DIR = Path("benchmarks") / "results"
+
+
+def _names(accepted):
+    def parse(text):
+        names = tuple(n.strip() for n in text.split(",") if n.strip())
+        bad = [n for n in names if n not in accepted]
+        if not names or bad:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: accepted a comma-separated list of {', '.join(accepted)}")
+        return names
+
+    return parse
+
+
+def _repeats(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options (shared with ``weight-decay bench``)."""
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and fewer processes: under a minute")
+    parser.add_argument("--repeats", type=_repeats, default=None,
+                        help="timed samples per implementation (default 7, quick 5)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--frameworks", type=_names(FRAMEWORKS), default=FRAMEWORKS,
+                        help="comma-separated, from: " + ", ".join(FRAMEWORKS))
+    parser.add_argument("--workloads", type=_names(GROUPS), default=GROUPS, dest="groups",
+                        help="comma-separated, from: " + ", ".join(GROUPS))
+    parser.add_argument("--devices", type=_names(DEVICES), default=DEVICES,
+                        help="cpu and/or cuda (cuda is skipped, with the reason, without a GPU)")
+    parser.add_argument("--no-cold-start", action="store_false", dest="cold_start")
+    parser.add_argument("--no-plot", action="store_false", dest="plot")
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.add_argument("--name", default=None,
+                        help="file stem (default: devices and machine, e.g. cpu-amd-epyc-2cpu)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Time SGD with weight decay: idiomatic loops, train(), fused paths; "
+                    "CPU and CUDA; against the measured memory bandwidth.")
+    add_arguments(parser)
+    return parser
+
+
+def options_from_args(args) -> Options:
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 7)
+    return Options(quick=args.quick, repeats=repeats, dtype=args.dtype,
+                   frameworks=args.frameworks, groups=args.groups, devices=args.devices,
+                   cold_start=args.cold_start, quiet=args.quiet)
+
+
+def file_stem(payload, quick: bool) -> str:
+    """``<devices>-<machine>`` (``-quick`` for quick runs), e.g. ``cpu-amd-epyc-2cpu``."""
+    devices = "-".join(payload["devices"])
+    stem = f"{devices}-{machine.machine_tag(payload['machine'])}"
+    return stem + ("-quick" if quick else "")
+
+
+def execute(args, argv=None) -> int:
+    """Run with parsed ``args``; print the tables; write JSON (and PNG) atomically."""
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    payload = run(options_from_args(args), argv=argv)
+    stem = args.name or file_stem(payload, args.quick)
+    print()
+    print(format_table(payload["rows"]))
+    print()
+    print(format_targets(payload["targets"]))
+    print()
+    print(format_summary(payload))
+    json_path = write_json(args.out_dir / f"{stem}.json", payload)
+    print(f"wrote {json_path}")
+    if args.plot:
+        from benchmarks.plot import write_plot
+
+        print(f"wrote {write_plot(args.out_dir / f'{stem}.png', payload)}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return execute(args, argv=sys.argv if argv is None else argv)

@@ -1,0 +1,59 @@
+"""The plot: time per step against d (log-log), one line per implementation, CPU and CUDA.
+
+Points are the ``sweep`` rows (fixed batch size, d varied). A panel whose device was not
+measured says why instead of showing lines.
+"""
+
+from __future__ import annotations
+
+import io
+
+from benchmarks.report import write_bytes_atomic
+
+PANELS = ("cpu", "cuda")
+
+
+def _lines(rows, device):
+    lines = {}
+    for r in rows:
+        if r["group"] == "sweep" and r["device"].partition(":")[0] == device:
+            lines.setdefault(f"{r['framework']} {r['implementation']}", []).append(
+                (r["num_inputs"], r["us_per_step"]))
+    return {name: sorted(points) for name, points in sorted(lines.items())}
+
+
+def render(payload) -> bytes:
+    """The PNG as bytes (matplotlib's Agg backend; no window)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(12, 5), layout="constrained")
+    axes = figure.subplots(1, len(PANELS), sharey=True)
+    batch = {r["batch_size"] for r in payload["rows"] if r["group"] == "sweep"}
+    for ax, device in zip(axes, PANELS, strict=True):
+        lines = _lines(payload["rows"], device)
+        bw = payload["bandwidth"].get(device, {}).get("read_gbs")
+        title = device.upper() + (f" (read bandwidth {bw:.0f} GB/s)" if bw else "")
+        ax.set_title(title)
+        ax.set_xlabel("d (num_inputs)")
+        ax.grid(True, which="both", alpha=0.3)
+        if not lines:
+            reason = payload["cuda"].get("reason") if device == "cuda" else "no rows"
+            ax.text(0.5, 0.5, f"not measured:\n{reason}", ha="center", va="center",
+                    transform=ax.transAxes, wrap=True)
+            ax.set_xscale("log")
+            continue
+        for name, points in lines.items():
+            ds, us = zip(*points, strict=True)
+            style = "--" if "idiomatic" in name or "train" in name else "-"
+            ax.loglog(ds, us, style, marker="o", label=name)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel(f"us per step (B={', '.join(map(str, sorted(batch)))}), median")
+    figure.suptitle(f"SGD with weight decay, time per step vs d ({payload['machine']['cpu']})")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def write_plot(path, payload):
+    """Render and write the PNG atomically."""
+    return write_bytes_atomic(path, render(payload))

@@ -1,0 +1,139 @@
+"""Run the benchmark: cold starts, bandwidth, then every workload x device x implementation.
+
+For each workload the data are generated once (float64, seed 0) and the float64 reference
+run is computed once; every implementation is then prepared (untimed), warmed up and timed
+with its samples interleaved with the others' (:mod:`benchmarks.timing`), and its final
+``w`` is checked against the reference.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import importlib
+import sys
+from dataclasses import dataclass
+
+from benchmarks import bandwidth, coldstart, machine, targets
+from benchmarks.report import FORMAT, FORMAT_VERSION, make_row
+from benchmarks.timing import Candidate, measure_interleaved
+from benchmarks.workloads import GROUPS, workloads
+from wd_core import reference
+from wd_core.progress import progress_bar
+from wd_core.tolerances import is_close
+
+FRAMEWORKS = ("torch", "jax", "numpy")
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass
+class Options:
+    """What to run; ``cli.py`` builds it from the command line."""
+
+    quick: bool = False
+    repeats: int = 7
+    dtype: str = "float32"
+    frameworks: tuple = FRAMEWORKS
+    groups: tuple = GROUPS
+    devices: tuple = DEVICES
+    cold_start: bool = True
+    cold_start_repeats: int = 3
+    quiet: bool = False
+
+
+def framework_module(name: str):
+    """``benchmarks.impl_<name>``; ``ImportError`` with the install hint when missing."""
+    return importlib.import_module(f"benchmarks.impl_{name}")
+
+
+def cuda_report(frameworks) -> dict:
+    """Which frameworks can run on CUDA here: ``{"measured", "reason", "frameworks"}``."""
+    status = {}
+    for name in frameworks:
+        if name == "numpy":
+            continue
+        status[name] = dict(zip(("available", "reason"),
+                                framework_module(name).cuda_status(), strict=True))
+    usable = [n for n, s in status.items() if s["available"]]
+    reason = "; ".join(f"{n}: {s['reason']}" for n, s in status.items())
+    return {"measured": bool(usable), "frameworks": status,
+            "reason": reason if usable else f"no GPU visible ({reason})"}
+
+
+def _candidates(workload, data, device, options, cuda):
+    found = []
+    for name in options.frameworks:
+        if device == "cuda" and not cuda["frameworks"].get(name, {}).get("available"):
+            continue
+        module = framework_module(name)
+        for impl in module.implementations(workload, device, options.dtype):
+            prepared = impl.prepare(workload, data, options.dtype, device)
+            found.append((impl, prepared, Candidate((name, impl.name), prepared.run,
+                                                    prepared.sync)))
+    return found
+
+
+def time_workload(workload, device, options, cuda, read_gbs) -> list[dict]:
+    """Rows of every implementation of ``workload`` on ``device``."""
+    data = workload.data()
+    oracle = reference.train(data, lambd=workload.lambd, lr=workload.lr,
+                             max_epochs=workload.epochs)
+    kind = "float64" if options.dtype == "float64" else "float32"
+    entries = _candidates(workload, data, device, options, cuda)
+    total = len(entries) * options.repeats
+    with progress_bar(total, desc=f"{workload.name} {device}", unit="sample",
+                      quiet=options.quiet) as bar:
+        timings = measure_interleaved([c for _, _, c in entries], options.repeats,
+                                      on_sample=lambda: bar.update(1))
+    rows = []
+    for impl, prepared, candidate in entries:
+        matches = is_close(prepared.final_w(candidate.result), oracle.w, kind)
+        rows.append(make_row(workload, impl, device=device, dtype=options.dtype,
+                             timing=timings[candidate.key], block_rows=prepared.block_rows,
+                             read_gbs=read_gbs, matches=matches))
+    del entries
+    gc.collect()
+    return rows
+
+
+def run(options: Options, argv=None, log=print) -> dict:
+    """Everything; returns the JSON payload (see :mod:`benchmarks.report`)."""
+    cuda = cuda_report(options.frameworks)
+    devices = [d for d in options.devices if d == "cpu" or cuda["measured"]]
+    if "cuda" in options.devices and not cuda["measured"]:
+        log(f"CUDA: not measured: {cuda['reason']}")
+    cold = []
+    if options.cold_start:
+        for name in options.frameworks:
+            cold.append(coldstart.measure(name, 1 if options.quick else
+                                          options.cold_start_repeats))
+    size = bandwidth.QUICK_BYTES if options.quick else bandwidth.FULL_BYTES
+    bw = {device: bandwidth.measure(device, options.frameworks, size_bytes=size)
+          for device in devices}
+    rows = []
+    for workload in workloads(options.quick, options.groups):
+        for device in devices:
+            log(f"{workload.name} on {device}: {workload.describe()}")
+            rows += time_workload(workload, device, options, cuda, bw[device]["read_gbs"])
+    return {
+        "format": FORMAT, "version": FORMAT_VERSION,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "argv": list(sys.argv if argv is None else argv), "quick": options.quick,
+        "settings": settings(options),
+        "machine": machine.describe(), "libraries": machine.versions(),
+        "devices": devices, "cuda": cuda, "bandwidth": bw, "cold_start": cold, "rows": rows,
+        "targets": targets.evaluate(rows, devices, options.dtype, cuda),
+        "extras": {},
+    }
+
+
+def settings(options: Options) -> dict:
+    """Timing settings and the thread counts the frameworks ran with."""
+    found = {"repeats": options.repeats, "dtype": options.dtype,
+             "frameworks": list(options.frameworks), "groups": list(options.groups)}
+    if "torch" in options.frameworks:
+        import torch
+
+        found["torch_threads"] = torch.get_num_threads()
+    return found
