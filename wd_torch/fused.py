@@ -178,7 +178,8 @@ class FusedRun:
     def run(self):
         """All steps from the initial parameters: ``(epoch_w (E, d, 1), epoch_b (E, 1))``.
 
-        Returns tensors on the device without synchronizing it.
+        Returns tensors on the device without synchronizing it; they are this object's own
+        buffers, overwritten by the next call (copy them to keep them).
         """
         w, b, decay = self.w, self.b, self._decays
         with torch.no_grad():

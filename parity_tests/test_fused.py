@@ -1,0 +1,136 @@
+"""The fused fast paths (``wd_torch.fused``, ``wd_jax.fused``) against the idiomatic step.
+
+One step: float64 against ``wd_core.reference.sgd_step`` at rtol 1e-12, float32 against the
+backend's own idiomatic step (``torch.optim.SGD`` / ``optax.chain``) at the one-step float32
+tolerance; whole runs against the reference and against ``train(method="concise")``; every
+block size, including one that does not divide the batch (a ragged last block).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+
+from wd_core import SyntheticData, reference
+from wd_core.tolerances import assert_close
+
+BLOCKS = [None, 1, 3, 64]  # whole batch, one row, ragged blocks, one block larger than n
+LR, LAMBD = 0.05, 2.5
+
+
+def fused_of(backend):
+    return importlib.import_module(f"{backend.__name__}.fused")
+
+
+def _batch(n, d, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((d, 1)), rng.standard_normal(1), rng.standard_normal((n, d)),
+            rng.standard_normal((n, 1)))
+
+
+@pytest.mark.parametrize("block_rows", BLOCKS)
+@pytest.mark.parametrize(("n", "d"), [(7, 5), (10, 300)])
+def test_step_float64_matches_reference(backend, n, d, block_rows):
+    w, b, X, y = _batch(n, d, seed=n + d)
+    expected = reference.sgd_step(w, b, X, y, lr=LR, lambd=LAMBD)
+    actual = fused_of(backend).fused_sgd_step(w, b, X, y, lr=LR, lambd=LAMBD, dtype="float64",
+                                              block_rows=block_rows)
+    for got, want in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("block_rows", BLOCKS)
+def test_step_float32_matches_idiomatic_step(backend, block_rows):
+    """Against ``torch.optim.SGD``'s own step (wd_torch) and ``optax.chain``'s (wd_jax)."""
+    w, b, X, y = _batch(10, 300, seed=1)
+    expected = backend.sgd_step(w, b, X, y, method="concise", lr=LR, lambd=LAMBD)
+    actual = fused_of(backend).fused_sgd_step(w, b, X, y, lr=LR, lambd=LAMBD,
+                                              block_rows=block_rows)
+    for got, want in zip(actual, expected, strict=True):
+        assert_close(got, want, "float32_step")
+
+
+def test_step_on_framework_arrays_updates_and_returns_w_b(backend):
+    """``fused_step`` on the framework's own arrays gives ``fused_sgd_step``'s numbers."""
+    w, b, X, y = _batch(6, 4, seed=2)
+    expected = reference.sgd_step(w, b, X, y, lr=LR, lambd=LAMBD)
+    fused = fused_of(backend)
+    if backend.__name__ == "wd_torch":
+        import torch
+
+        arrays = [torch.as_tensor(a) for a in (w, b, X, y)]
+        got = fused.fused_step(*arrays, LAMBD, LR, block_rows=4)
+        assert got[0] is arrays[0] and got[1] is arrays[1]  # in place
+    else:
+        import jax
+
+        with jax.enable_x64(True):
+            got = fused.fused_step(*(jax.numpy.asarray(a) for a in (w, b, X, y)), LAMBD, LR,
+                                   block_rows=4)
+            got = [np.asarray(a) for a in got]
+    for actual, want in zip(got, expected, strict=True):
+        assert_close(np.asarray(actual), want, "float64")
+
+
+@pytest.mark.parametrize("block_rows", [None, 2])
+def test_train_fast_float64_matches_reference(backend, block_rows):
+    data = SyntheticData(num_train=23, num_val=7, num_inputs=11, batch_size=5, seed=3)
+    oracle = reference.train(data, lambd=3.0, lr=0.01, max_epochs=4)
+    history = fused_of(backend).train_fast(data, lambd=3.0, lr=0.01, max_epochs=4,
+                                           dtype="float64", block_rows=block_rows)
+    assert history.config["method"] == "fused"
+    assert history.config["block_rows"] == block_rows
+    for name in ("w", "b", "train_loss", "val_loss", "epoch_w"):
+        assert_close(getattr(history, name), getattr(oracle, name), "float64", err_msg=name)
+
+
+@pytest.mark.parametrize("block_rows", [None, 2])
+def test_train_fast_float32_matches_train(backend, chapter_data, block_rows):
+    expected = backend.train(chapter_data, method="concise", lambd=3.0, lr=0.01, max_epochs=10)
+    history = fused_of(backend).train_fast(chapter_data, lambd=3.0, lr=0.01, max_epochs=10,
+                                           block_rows=block_rows)
+    for name in ("w", "b", "train_loss", "val_loss"):
+        assert_close(getattr(history, name), getattr(expected, name), "float32", err_msg=name)
+
+
+def test_fused_run_restarts_from_the_initial_parameters(backend):
+    data = SyntheticData(num_train=12, num_val=3, num_inputs=6, batch_size=4, seed=5)
+    run = fused_of(backend).FusedRun(data, lambd=1.0, lr=0.1, max_epochs=3, block_rows=None)
+    first = [_host_copy(a) for a in run.run()]
+    second = [_host_copy(a) for a in run.run()]
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _host_copy(array):
+    if hasattr(array, "detach"):  # torch: run() reuses its output tensors
+        return array.detach().cpu().numpy().copy()
+    return np.array(array)
+
+
+def test_auto_block_rows(backend):
+    auto = fused_of(backend).auto_block_rows
+    assert auto(5, 200, 4) is None  # the chapter: whole batch
+    assert auto(1024, 65536, 4, "gpu") is None and auto(1024, 65536, 4, "cuda") is None
+    k = auto(1024, 65536, 4)
+    assert 1 <= k < 1024 and k * 65536 * 4 <= fused_of(backend).BLOCK_BYTES
+
+
+@pytest.mark.parametrize(("block_rows", "error"), [(0, ValueError), (2.5, TypeError),
+                                                   ("4", TypeError)])
+def test_bad_block_rows_name_the_value(backend, block_rows, error):
+    w, b, X, y = _batch(4, 3, seed=0)
+    with pytest.raises(error, match="block_rows"):
+        fused_of(backend).fused_sgd_step(w, b, X, y, lr=0.1, lambd=1.0, block_rows=block_rows)
+
+
+def test_fused_modules_mirror_each_other():
+    torch_fused = pytest.importorskip("wd_torch.fused")
+    jax_fused = pytest.importorskip("wd_jax.fused")
+    names = ("auto_block_rows", "fused_step", "fused_sgd_step", "FusedRun", "train_fast")
+    for name in names:
+        a, b = getattr(torch_fused, name), getattr(jax_fused, name)
+        assert inspect.signature(a) == inspect.signature(b), name
