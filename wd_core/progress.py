@@ -44,5 +44,11 @@ def progress_bar(total: int, *, desc: str, unit: str = "it", quiet: bool = False
 
 
 def epoch_callback(bar):
-    """``train(progress=...)`` callable that advances ``bar`` by one per finished epoch."""
+    """``train(progress=...)`` callable that advances ``bar`` by one per finished epoch.
+
+    ``None`` when ``bar`` is the silent stand-in, so that no per-epoch callback is compiled
+    into a JAX run (or called by a torch run) that shows no bar.
+    """
+    if isinstance(bar, _NoBar):
+        return None
     return lambda epoch: bar.update(1)

@@ -1,6 +1,13 @@
-"""``weight-decay demo``: the chapter's table, every backend against the float64 reference."""
+"""``weight-decay demo``: the chapter's table, every backend against the float64 reference.
+
+It also writes the chapter's two figures (training and validation loss against the epoch for
+lambda 0 and lambda 3, the concise runs of every backend overlaid) into ``--figures`` (default
+``results/demo/``) and prints their paths; without matplotlib it says how to install it.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from wd_core import reference
 from wd_core.backends import BACKENDS, load_backend
@@ -9,6 +16,8 @@ from wd_core.tolerances import TOLERANCES, is_close
 from wd_core.validation import DTYPES, METHODS
 
 CHAPTER_LAMBDAS = (0.0, 3.0)
+FIGURES_FOLDER = Path("results") / "demo"
+FIGURE_METHOD = "concise"
 COMPARED_FIELDS = ("w", "b", "train_loss", "val_loss")
 
 
@@ -20,6 +29,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--lr", type=nonnegative_float, default=0.01)
     parser.add_argument("--epochs", type=int, default=10, dest="max_epochs")
     add_data_options(parser)
+    parser.add_argument("--figures", type=Path, default=FIGURES_FOLDER, metavar="FOLDER",
+                        help=f"write the chapter's two figures here (default: {FIGURES_FOLDER}; "
+                             f"created if missing)")
+    parser.add_argument("--no-figures", action="store_true", help="print the table only")
     parser.set_defaults(execute=execute)
 
 
@@ -50,6 +63,7 @@ def chapter_rows(data, *, backends, dtype, lr, max_epochs):
 
 def _row(name, dtype, lambd, history, agrees):
     return {
+        "history": history,
         "implementation": name, "dtype": dtype, "lambd": lambd,
         "train_loss": history.train_loss[-1], "val_loss": history.val_loss[-1],
         "l2_penalty": history.l2_penalty, "l2_norm": history.l2_norm, "agrees": agrees,
@@ -100,4 +114,32 @@ def execute(args) -> int:
     print(format_table(rows))
     print()
     print(verdict_line(rows, args.dtype))
+    if not args.no_figures:
+        print(figures_line(rows, args.figures))
     return 0 if all(r["agrees"] is not False for r in rows) else 1
+
+
+def write_figures(rows, folder) -> list[Path]:
+    """The chapter's figures, ``lambda_0.png`` and ``lambda_3.png`` in ``folder``: the loss
+    curves of every backend's concise run with that lambda (the same data as the table)."""
+    from wd_core import plotting
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for lambd in CHAPTER_LAMBDAS:
+        histories = [r["history"] for r in rows
+                     if r["lambd"] == lambd and r["implementation"].endswith(FIGURE_METHOD)]
+        figure = plotting.loss_curves(
+            histories, title=f"D2L 3.7, lambda = {lambd:g}: training and validation loss")
+        paths.append(plotting.save_figure(figure, folder / f"lambda_{lambd:g}.png"))
+    return paths
+
+
+def figures_line(rows, folder) -> str:
+    """Write the figures; the line that names them (or says how to get matplotlib)."""
+    try:
+        paths = write_figures(rows, folder)
+    except ImportError as err:
+        return f"figures not written: {err}"
+    return "figures: " + ", ".join(str(p) for p in paths)

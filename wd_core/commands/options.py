@@ -42,6 +42,35 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
+def lambda_list(text: str) -> list[float]:
+    """argparse type: comma-separated lambdas, each a finite number >= 0, at least one."""
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise argparse.ArgumentTypeError(f"{text!r} names no lambda; accepted: e.g. 0,0.3,1,3")
+    values = []
+    for item in items:
+        try:
+            value = float(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} in {text!r} is not a number") from None
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} in {text!r} is not a finite number >= 0")
+        values.append(value)
+    return values
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number > 0")
+    return value
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """The chapter's data sizes and seed (defaults: 20, 100, 200, 5, seed 0)."""
     group = parser.add_argument_group("data")
@@ -60,6 +89,13 @@ def add_training_options(parser: argparse.ArgumentParser, *, backend_required=Tr
     parser.add_argument("--epochs", type=positive_int, default=10, dest="max_epochs")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_quiet_option(parser)
+
+
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bar (there is none anyway when stdout is not a terminal)."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (shown only on a terminal, after about 1 s)")
 
 
 def data_from_args(args):

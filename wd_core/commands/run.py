@@ -1,4 +1,8 @@
-"""``weight-decay run``: one training run, its History written as JSON."""
+"""``weight-decay run``: one training run, its History written as JSON.
+
+Exit status 0, or 3 (one warning line on stderr) when the run diverged; a progress bar on a
+terminal for runs longer than about a second unless ``--quiet``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from wd_core.commands.options import (
     data_from_args,
     nonnegative_float,
 )
+from wd_core.progress import epoch_callback, progress_bar
 
 
 def add_parser(subparsers) -> None:
@@ -27,10 +32,14 @@ def execute(args) -> int:
     if args.out:
         check_output_folder(args.out)
     backend = load_backend(args.backend)
-    history = backend.train(
-        data_from_args(args), method=args.method, lambd=args.lambd, lr=args.lr,
-        max_epochs=args.max_epochs, dtype=args.dtype, device=args.device,
-    )
+    data = data_from_args(args)
+    with progress_bar(args.max_epochs, desc=f"{args.backend} {args.method}", unit="epoch",
+                      quiet=args.quiet) as bar:
+        history = backend.train(
+            data, method=args.method, lambd=args.lambd, lr=args.lr,
+            max_epochs=args.max_epochs, dtype=args.dtype, device=args.device,
+            progress=epoch_callback(bar),
+        )
     if args.out:
         history.to_json(args.out)
     print(
