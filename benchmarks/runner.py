@@ -55,7 +55,9 @@ def cuda_report(frameworks) -> dict:
         status[name] = dict(zip(("available", "reason"),
                                 framework_module(name).cuda_status(), strict=True))
     usable = [n for n, s in status.items() if s["available"]]
-    reason = "; ".join(f"{n}: {s['reason']}" for n, s in status.items())
+    reason = "; ".join(f"{n}: {s['reason']}" for n, s in status.items()) or \
+        "no framework with CUDA support was asked for"
+
     return {"measured": bool(usable), "frameworks": status,
             "reason": reason if usable else f"no GPU visible ({reason})"}
 
