@@ -1,104 +1,398 @@
-"""The weight-decay command: run, demo, and one-line errors with exit status 2."""
+"""The weight-decay command: run, sweep, plot, demo; progress bars; Ctrl-C; determinism; and
+one-line errors with exit status 2.
+
+Commands run in-process through ``main([...])`` where a separate process adds nothing; a
+subprocess is used where the process boundary is the point (a real traceback would reach
+stderr, a real SIGINT, byte-identical output from another process, a hidden framework).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from wd_core import History, SyntheticData, reference
 from wd_core.cli import main
+from wd_core.sweeps import read_sweep
+
+SMALL = ["--num-train", "6", "--num-val", "4", "--num-inputs", "5", "--batch-size", "3"]
+SMALL_DATA = SyntheticData(num_train=6, num_val=4, num_inputs=5, batch_size=3)
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "wd_core", *args], capture_output=True,
-                          text=True)
+def run_cli(*args, code=None):
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "wd_core", *args]
+    return subprocess.run(command, capture_output=True, text=True)
 
+
+def one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("weight-decay: error: ") and "Traceback" not in captured.err
+    return lines[0]
+
+
+# ---- run and determinism -------------------------------------------------------------------
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_run_writes_a_history_that_matches_the_reference(tmp_path, backend):
-    out = tmp_path / "run.json"
-    result = run_cli("run", "--backend", backend, "--method", "scratch", "--lambd", "3",
-                     "--lr", "0.01", "--epochs", "4", "--dtype", "float64", "--seed", "2",
-                     "--device", "cpu", "--out", str(out))
+def test_run_is_byte_identical_across_processes_and_matches_the_reference(tmp_path, backend):
+    args = ["run", "--backend", backend, "--method", "scratch", "--lambd", "3", "--lr", "0.01",
+            "--epochs", "4", "--dtype", "float64", "--seed", "2", "--device", "cpu"]
+    result = run_cli(*args, "--out", str(tmp_path / "a.json"))
     assert result.returncode == 0, result.stderr
-    history = History.from_json(out)
+    assert main([*args, "--out", str(tmp_path / "b.json")]) == 0
+    first, second = (tmp_path / "a.json").read_bytes(), (tmp_path / "b.json").read_bytes()
+    assert first == second  # the same seed: the same bytes, from two processes
+    history = History.from_json(tmp_path / "a.json")
     oracle = reference.train(SyntheticData(seed=2), lambd=3.0, lr=0.01, max_epochs=4)
     np.testing.assert_allclose(history.w, oracle.w, rtol=1e-12, atol=1e-14)
     assert history.config["backend"] == backend and history.config["seed"] == 2
 
 
-def test_demo_prints_the_chapter_table(capsys):
-    assert main(["demo"]) == 0
+def test_diverged_run_warns_and_exits_3(tmp_path, capsys):
+    out = tmp_path / "d.json"
+    assert main(["run", "--backend", "torch", "--lr", "10", "--lambd", "0", "--quiet",
+                 "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "diverged" in err and len(err.strip().splitlines()) == 1
+    import wd_jax  # the other framework in float32 (float64 overflows later)
+
+    other = wd_jax.train(SyntheticData(), method="concise", lambd=0.0, lr=10.0, max_epochs=10)
+    assert History.from_json(out).diverged_epoch == other.diverged_epoch == 2
+
+
+# ---- sweep ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_sweep_writes_one_history_per_lambda(tmp_path, capsys, backend):
+    out = tmp_path / "sweep.json"
+    assert main(["sweep", "--backend", backend, "--lambdas", "3,0,0.5", "--dtype", "float64",
+                 "--epochs", "3", "--lr", "0.1", *SMALL, "--out", str(out)]) == 0
+    histories = read_sweep(out)
+    oracles = [reference.train(SMALL_DATA, lambd=lambd, lr=0.1, max_epochs=3)
+               for lambd in (3.0, 0.0, 0.5)]
+    for history, oracle in zip(histories, oracles, strict=True):
+        assert history.config["lambd"] == oracle.config["lambd"]
+        np.testing.assert_allclose(history.epoch_w, oracle.epoch_w, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(history.val_loss, oracle.val_loss, rtol=1e-12)
+    best = min(oracles, key=lambda h: h.val_loss[-1])
+    out_text = capsys.readouterr().out
+    assert f"lambd={best.config['lambd']:g} (val loss {best.val_loss[-1]:.6g})" in out_text
+    assert f"| 0.5 | {oracles[2].train_loss[-1]:.6e} |" in out_text
+
+
+def test_sweep_grid_is_zero_then_log_spaced(tmp_path):
+    out = tmp_path / "grid.json"
+    assert main(["sweep", "--backend", "torch", "--num", "5", "--max", "10", *SMALL,
+                 "--epochs", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["lambdas"] == pytest.approx([0, 0.01, 0.1, 1, 10],
+                                                                   rel=1e-14)
+
+
+def test_sweep_with_a_diverging_lambda_warns_and_exits_3(tmp_path, capsys):
+    out = tmp_path / "sweep.json"
+    assert main(["sweep", "--backend", "jax", "--lambdas", "0,2000", "--lr", "0.1",
+                 "--epochs", "60", "--dtype", "float64", *SMALL, "--out", str(out)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["weight-decay: warning: 1 of 2 runs diverged (loss not finite), lambd = 2000"]
+    oracle = reference.train(SMALL_DATA, lambd=2000.0, lr=0.1, max_epochs=60)
+    ok, bad = read_sweep(out)
+    assert bad.diverged and bad.diverged_epoch == oracle.diverged_epoch and not ok.diverged
+
+
+def test_sweep_measure_reports_a_ratio(capsys):
+    assert main(["sweep", "--backend", "torch", "--num", "4", "--epochs", "1", "--repeats", "1",
+                 *SMALL, "--measure"]) == 0
+    assert "sweep of 4 lambdas" in capsys.readouterr().out
+
+
+# ---- plot ----------------------------------------------------------------------------------
+
+def test_plot_overlays_both_backends_runs(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from wd_core.commands.plot import figure_for
+    from wd_core.plotting import lines_by_gid
+
+    paths = []
+    for backend in ("torch", "jax"):
+        paths.append(tmp_path / f"{backend}.json")
+        assert main(["run", "--backend", backend, "--lambd", "3", "--epochs", "3", *SMALL,
+                     "--out", str(paths[-1])]) == 0
+    assert main(["plot", *map(str, paths), "--out", str(tmp_path / "fig.png")]) == 0
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = lines_by_gid(figure_for(paths))
+    oracle = reference.train(SMALL_DATA, lambd=3.0, lr=0.01, max_epochs=3)
+    for backend in ("torch", "jax"):
+        [(epochs, val)] = [xy for key, xy_list in lines.items() for xy in xy_list
+                           if key.startswith(f"val:{backend} concise")]
+        np.testing.assert_array_equal(epochs, [1, 2, 3])
+        np.testing.assert_allclose(val, oracle.val_loss, rtol=1e-5)
+
+
+def test_plot_of_a_sweep_is_the_regularization_path(tmp_path):
+    pytest.importorskip("matplotlib")
+    from wd_core.commands.plot import figure_for
+    from wd_core.plotting import lines_by_gid
+
+    out = tmp_path / "sweep.json"
+    assert main(["sweep", "--backend", "torch", "--lambdas", "0,1,3", "--epochs", "2", *SMALL,
+                 "--dtype", "float64", "--out", str(out)]) == 0
+    assert main(["plot", str(out), "--out", str(tmp_path / "path.png")]) == 0
+    lines = lines_by_gid(figure_for([out]))
+    [(lambdas, val), (_, norm)] = lines["trained:torch concise float64, 2 epochs"]
+    oracles = [reference.train(SMALL_DATA, lambd=lambd, lr=0.01, max_epochs=2)
+               for lambd in (0.0, 1.0, 3.0)]
+    np.testing.assert_array_equal(lambdas, [0, 1, 3])
+    np.testing.assert_allclose(val, [h.val_loss[-1] for h in oracles], rtol=1e-12)
+    np.testing.assert_allclose(norm, [h.l2_norm for h in oracles], rtol=1e-12)
+    assert "ridge" in lines
+
+
+# ---- demo ----------------------------------------------------------------------------------
+
+def test_demo_prints_the_chapter_table_and_writes_the_figures(tmp_path, capsys):
+    assert main(["demo", "--figures", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + 2 * (1 + 4)
     assert "All 8 framework rows agree with the float64 reference" in out
     oracle = reference.train(SyntheticData(), lambd=3.0, lr=0.01, max_epochs=10)
     assert f"{oracle.l2_penalty:.6e}" in out
+    pngs = [tmp_path / "demo" / "lambda_0.png", tmp_path / "demo" / "lambda_3.png"]
+    assert out.strip().splitlines()[-1] == f"figures: {pngs[0]}, {pngs[1]}"
+    if pytest.importorskip("matplotlib"):
+        from matplotlib.image import imread
 
+        assert all(imread(p).shape[:2] == (420, 640) for p in pngs)
+
+
+def test_demo_figure_shows_the_chapter_runs(capsys):
+    pytest.importorskip("matplotlib")
+    from wd_core.commands.demo import chapter_rows
+    from wd_core.plotting import lines_by_gid, loss_curves
+
+    rows = chapter_rows(SMALL_DATA, backends=["jax"], dtype="float32", lr=0.01, max_epochs=3)
+    history = [r["history"] for r in rows if r["implementation"] == "jax concise"
+               and r["lambd"] == 0][0]
+    oracle = reference.train(SMALL_DATA, lambd=0.0, lr=0.01, max_epochs=3)
+    lines = lines_by_gid(loss_curves([history]))
+    [(_, train)] = lines["train:jax concise float32 lambda=0"]
+    np.testing.assert_allclose(train, oracle.train_loss, rtol=1e-5)
+
+
+def test_demo_without_matplotlib_still_prints_the_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert main(["demo", "--backends", "torch", "--epochs", "2", *SMALL,
+                 "--figures", str(tmp_path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("figures not written: ") and "pip install 'weight-decay[plot]'" in last
+
+
+# ---- progress bars -------------------------------------------------------------------------
+
+class FakeBar:
+    """Stands in for tqdm.tqdm; records what the command asked of it."""
+
+    made = []
+
+    def __init__(self, total, **kwargs):
+        self.total, self.kwargs, self.n = total, kwargs, 0
+        FakeBar.made.append(self)
+
+    def update(self, n=1):
+        self.n += n
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+@pytest.mark.parametrize(("command", "backend"), [("run", "torch"), ("sweep", "jax")])
+def test_a_bar_counts_epochs_on_a_terminal_and_none_with_quiet(monkeypatch, capsys, command,
+                                                                 backend):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr("tqdm.tqdm", FakeBar)
+    monkeypatch.setattr(FakeBar, "made", [])
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    args = [command, "--backend", backend, "--epochs", "7", *SMALL]
+    assert main(args) == 0
+    (bar,) = FakeBar.made
+    assert bar.total == 7 and bar.n == 7 and bar.kwargs["unit"] == "epoch"
+    assert bar.kwargs["delay"] == 1.0 and bar.kwargs["file"] is sys.stderr
+    assert main([*args, "--quiet"]) == 0
+    assert len(FakeBar.made) == 1
+
+
+def test_no_bar_when_stdout_is_not_a_terminal(monkeypatch):
+    from wd_core.progress import epoch_callback, progress_bar
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    bar = progress_bar(5, desc="x")
+    assert epoch_callback(bar) is None
+
+
+# ---- Ctrl-C --------------------------------------------------------------------------------
+
+INTERRUPT_AT_WRITE = """
+import os, signal, sys
+real_fsync = os.fsync
+def fsync_then_ctrl_c(fd):
+    real_fsync(fd)
+    os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C after the data are written, before replace
+    signal.pthread_sigmask(signal.SIG_BLOCK, [])  # give the handler a chance to run
+os.fsync = fsync_then_ctrl_c
+from wd_core.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_while_the_result_is_written_keeps_the_previous_file(tmp_path):
+    out = tmp_path / "run.json"
+    out.write_text("previous\n")
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_AT_WRITE, "run", "--backend", "torch", "--epochs", "2",
+         *SMALL, "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip().splitlines() == ["weight-decay: interrupted"]
+    assert out.read_text() == "previous\n" and os.listdir(tmp_path) == ["run.json"]
+
+
+def test_ctrl_c_during_training_leaves_no_file(tmp_path):
+    out = tmp_path / "run.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wd_core", "run", "--backend", "torch", "--epochs", "2000000",
+         "--num-train", "4", "--num-val", "2", "--num-inputs", "2", "--batch-size", "4",
+         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["weight-decay: interrupted"]
+    assert os.listdir(tmp_path) == []
+
+
+# ---- bad input: one line on stderr, exit 2, no traceback -----------------------------------
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["run", "--backend", "torch", "--bogus"], "unrecognized arguments: --bogus"),
+        (["sweep", "--backend", "jax", "--lambdas", "1", "--frob"],
+         "unrecognized arguments: --frob"),
         (["run", "--backend", "mxnet"], "invalid choice: 'mxnet'"),
         (["run", "--backend", "jax", "--lambd", "-1"], "'-1' is not a finite number >= 0"),
         (["run", "--backend", "jax", "--lambd", "abc"], "'abc' is not a number"),
         (["run", "--backend", "jax", "--lr", "nan"], "'nan' is not a finite number >= 0"),
+        (["sweep", "--backend", "jax", "--lambdas", "0,abc,3"], "'abc' in '0,abc,3' is not a "
+                                                                "number"),
+        (["sweep", "--backend", "jax", "--lambdas", "0,-1"], "'-1' in '0,-1' is not a finite "
+                                                             "number >= 0"),
+        (["sweep", "--backend", "jax", "--lambdas", "1,inf"], "'inf' in '1,inf' is not a finite"),
+        (["sweep", "--backend", "jax", "--lambdas", ""], "'' names no lambda"),
+        (["sweep", "--backend", "jax", "--lambdas", " , "], "' , ' names no lambda"),
+        (["sweep", "--backend", "jax", "--num", "0"], "'0' is not an integer >= 1"),
+        (["sweep", "--backend", "jax", "--num", "4", "--max", "0"], "'0' is not a finite number "
+                                                                    "> 0"),
+        (["sweep", "--backend", "jax", "--num", "4", "--lambdas", "1"], "not allowed with"),
         (["run", "--backend", "jax", "--epochs", "0"], "'0' is not an integer >= 1"),
+        (["sweep", "--backend", "torch", "--epochs", "0"], "'0' is not an integer >= 1"),
         (["run", "--backend", "jax", "--dtype", "float16"], "invalid choice: 'float16'"),
+        (["sweep", "--backend", "torch", "--dtype", "float16"], "invalid choice: 'float16'"),
         (["run", "--backend", "torch", "--device", "tpu"], "unknown device 'tpu'"),
         (["run", "--backend", "torch", "--batch-size", "50"], "batch_size=50 is larger"),
         (["run", "--backend", "torch", "--out", "/no/such/folder/run.json"],
          "output folder '/no/such/folder'"),
+        (["sweep", "--backend", "jax", "--out", "/no/such/folder/sweep.json"],
+         "output folder '/no/such/folder'"),
+        (["plot", "/no/such/run.json", "--out", "fig.png"], "No such file or directory"),
+        (["plot", "x.json"], "the following arguments are required: --out"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, fragment):
-    result = run_cli(*args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert fragment in lines[0] and "Traceback" not in result.stderr
+def test_bad_input_is_one_line_and_exit_2(capsys, args, fragment):
+    assert main(args) == 2
+    assert fragment in one_error_line(capsys)
 
 
+def test_bad_input_in_a_real_process_prints_no_traceback():
+    result = run_cli("sweep", "--backend", "jax", "--lambdas", "0,-3")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "weight-decay: error: argument --lambdas: '-3' in '0,-3' is not a finite number >= 0"]
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    ("{not json", "is not JSON"),
+    ('{"format": "weight-decay/history", "w": [1]}', "not a weight-decay History: missing"),
+    ('{"some": "thing"}', "neither a weight-decay History nor a sweep"),
+    ("\x89PNG\r\n\x1a\n\x00\x00", "is not JSON"),
+])
+def test_plot_of_a_file_that_is_not_a_history_is_one_line(tmp_path, capsys, content, fragment):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert main(["plot", str(path), "--out", str(tmp_path / "fig.png")]) == 2
+    line = one_error_line(capsys)
+    assert fragment in line and "bad.json" in line
+    assert not (tmp_path / "fig.png").exists()
+
+
+def test_plot_refuses_runs_mixed_with_sweeps(tmp_path, capsys):
+    reference.train(SMALL_DATA, lambd=1.0, lr=0.1, max_epochs=1).to_json(tmp_path / "run.json")
+    from wd_core.sweeps import write_sweep
+
+    write_sweep([reference.train(SMALL_DATA, lambd=1.0, lr=0.1, max_epochs=1)],
+                tmp_path / "sweep.json")
+    assert main(["plot", str(tmp_path / "run.json"), str(tmp_path / "sweep.json"),
+                 "--out", str(tmp_path / "fig.png")]) == 2
+    assert "mix run and sweep files" in one_error_line(capsys)
+
+
+def test_plot_without_matplotlib_names_the_install_command(tmp_path, capsys, monkeypatch):
+    reference.train(SMALL_DATA, lambd=1.0, lr=0.1, max_epochs=1).to_json(tmp_path / "run.json")
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert main(["plot", str(tmp_path / "run.json"), "--out", str(tmp_path / "f.png")]) == 2
+    assert one_error_line(capsys).endswith("install it with: pip install 'weight-decay[plot]'")
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
 @pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_cuda_without_gpu_is_one_line_and_exit_2(backend):
+def test_cuda_without_gpu_is_one_line_and_exit_2(capsys, backend, command):
     import importlib
 
     module = importlib.import_module(f"wd_{backend}")
     from wd_core import DeviceUnavailableError
 
     try:
-        module.train(SyntheticData(), method="concise", lambd=1, lr=0.01, max_epochs=1,
+        module.train(SMALL_DATA, method="concise", lambd=1, lr=0.01, max_epochs=1,
                      device="cuda")
     except DeviceUnavailableError:
         pass
     else:
         pytest.skip("a GPU is present")
-    result = run_cli("run", "--backend", backend, "--device", "cuda")
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "'cuda' was asked for" in result.stderr
+    assert main([command, "--backend", backend, "--device", "cuda", *SMALL]) == 2
+    assert "'cuda' was asked for" in one_error_line(capsys)
 
 
-def test_missing_backend_is_one_line_with_install_hint():
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_missing_backend_is_one_line_with_install_hint(command):
     code = ("import sys; sys.modules['torch'] = None; from wd_core.cli import main; "
-            "raise SystemExit(main(['run', '--backend', 'torch']))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            f"raise SystemExit(main(['{command}', '--backend', 'torch']))")
+    result = run_cli(code=code)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "weight-decay: error: wd_torch needs PyTorch, which is not installed; install it with: "
         "pip install 'weight-decay[torch]'"
     ]
-
-
-def test_diverged_run_warns_and_exits_3(tmp_path):
-    result = run_cli("run", "--backend", "torch", "--lr", "10", "--lambd", "0",
-                     "--out", str(tmp_path / "d.json"))
-    assert result.returncode == 3
-    assert "diverged" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert History.from_json(tmp_path / "d.json").diverged_epoch == 2
