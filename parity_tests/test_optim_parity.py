@@ -93,7 +93,7 @@ def run_jax(tx, dtype, steps=STEPS, params0=PARAMS0, grad=None, sign=1.0):
     with jax.enable_x64(dtype == "float64"):
         params = {k: jnp.asarray(v, dtype=dtype) for k, v in params0.items()}
         opt_state = tx.init(params)
-        update = jax.jit(tx.update)
+        update = tx.update  # eager: a compile per drawn hyper-parameter set costs more
         X_j, Y_j = jnp.asarray(X, dtype=dtype), jnp.asarray(Y, dtype=dtype)
         for step in range(steps):
             rows = batch_rows(step)
@@ -140,7 +140,7 @@ ADAM_ARGS = st.fixed_dictionaries({
     "eps": st.floats(1e-10, 1e-6),
     "weight_decay": WD,
 })
-CHECKS = settings(max_examples=12, deadline=None, derandomize=True)
+CHECKS = settings(max_examples=20, deadline=None, derandomize=True)
 
 
 def _ascent_sign(args) -> float:

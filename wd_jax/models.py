@@ -10,6 +10,12 @@
   *before* ``sgd`` scales it, and the mask keeps the bias undecayed (torch's bias group).
 
 For plain SGD both give ``w <- (1 - lr*lambd) w - lr * grad_w``, ``b <- b - lr * grad_b``.
+
+``optimizer`` (a :class:`wd_core.optimizers.OptimizerSpec`, default ``None`` = plain SGD as
+above) swaps the optimizer family while ``lr`` stays the learning rate and ``lambd`` the
+weight decay: :class:`WeightDecay` builds that family with :mod:`wd_jax.optim` and decays
+``w`` only (``mask=DECAY_MASK``); :class:`WeightDecayScratch` keeps the penalty in the loss
+and the optimizer undecayed.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from wd_core.optimizers import check_optimizer
 from wd_core.validation import check_nonnegative_float, check_positive_int
 from wd_jax.device import jax_dtype
+from wd_jax.optim import build_optimizer
 
 #: optax mask: decay the weight, never the bias.
 DECAY_MASK = {"w": True, "b": False}
@@ -46,11 +54,12 @@ def _hyperparameter(name, value):
 class _LinearRegression:
     """Shared constructor and the linear model ``X w + b``."""
 
-    def __init__(self, num_inputs, *, lambd, lr, dtype="float32"):
+    def __init__(self, num_inputs, *, lambd, lr, dtype="float32", optimizer=None):
         self.num_inputs = check_positive_int("num_inputs", num_inputs)
         self.lambd = _hyperparameter("lambd", lambd)
         self.lr = _hyperparameter("lr", lr)
         self.dtype = jax_dtype(dtype)
+        self.optimizer_spec = check_optimizer(optimizer)
 
     def set_w_b(self, w, b) -> dict:
         """``params`` from float64 numpy ``w`` (d, 1) and ``b`` (1,), cast to the dtype."""
@@ -78,8 +87,11 @@ class WeightDecayScratch(_LinearRegression):
         return squared_loss(self.forward(params, X), y) + self.lambd * l2_penalty(params["w"])
 
     def configure_optimizers(self) -> optax.GradientTransformation:
-        """``optax.sgd(lr)`` (the decay comes from the loss's gradient)."""
-        return optax.sgd(self.lr)
+        """``optax.sgd(lr)`` (the decay comes from the loss's gradient), or the
+        ``optimizer`` spec's family with no weight decay of its own."""
+        if self.optimizer_spec is None:
+            return optax.sgd(self.lr)
+        return build_optimizer(self.optimizer_spec, lr=self.lr, weight_decay=0.0)
 
 
 class WeightDecay(_LinearRegression):
@@ -90,7 +102,11 @@ class WeightDecay(_LinearRegression):
         return squared_loss(self.forward(params, X), y)
 
     def configure_optimizers(self) -> optax.GradientTransformation:
-        """``chain(add_decayed_weights(lambd, mask=DECAY_MASK), sgd(lr))``."""
+        """``chain(add_decayed_weights(lambd, mask=DECAY_MASK), sgd(lr))`` (or the
+        ``optimizer`` spec's family, decaying ``w`` only)."""
+        if self.optimizer_spec is not None:
+            return build_optimizer(self.optimizer_spec, lr=self.lr, weight_decay=self.lambd,
+                                   mask=DECAY_MASK)
         return optax.chain(
             optax.add_decayed_weights(self.lambd, mask=DECAY_MASK),
             optax.sgd(self.lr),

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
 from wd_jax.device import jax_device, jax_dtype, numerics
 from wd_jax.models import MODELS, squared_loss
@@ -32,9 +33,9 @@ def _report_epoch(epoch) -> None:
         sink(int(epoch))
 
 
-@functools.partial(jax.jit, static_argnames=("method", "report_progress"))
+@functools.partial(jax.jit, static_argnames=("method", "report_progress", "optimizer"))
 def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr,
-                  report_progress=False):
+                  report_progress=False, optimizer=None):
     """Every epoch of one run.
 
     Args:
@@ -42,18 +43,21 @@ def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr,
         full: (E, S, B) int row indices of the full batches; last: (E, r) the ragged ones.
         lambd, lr: scalars in the run's dtype (traced: new values do not recompile).
         report_progress: compile in a host callback after each epoch (``train(progress=)``).
+        optimizer: ``None`` or a hashable :class:`wd_core.optimizers.OptimizerSpec` (static:
+            a new spec compiles once more; ``lambd`` and ``lr`` stay traced).
 
     Returns per-epoch ``(w (E, d, 1), b (E, 1), train_loss (E,), val_loss (E,))``.
     """
     TRACE_COUNTS[method] += 1
-    model = MODELS[method](X.shape[1], lambd=lambd, lr=lr, dtype=X.dtype.name)
-    optimizer = model.configure_optimizers()
+    model = MODELS[method](X.shape[1], lambd=lambd, lr=lr, dtype=X.dtype.name,
+                           optimizer=optimizer)
+    transform = model.configure_optimizers()
     loss_grad = jax.grad(model.loss)
 
     def step(carry, rows):
         params, opt_state = carry
         grads = loss_grad(params, X[rows], y[rows])
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        updates, opt_state = transform.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
     def epoch(carry, inputs):
@@ -71,13 +75,13 @@ def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr,
         return carry, (params["w"], params["b"], *losses)
 
     epochs = jnp.arange(full.shape[0])
-    _, per_epoch = jax.lax.scan(epoch, (params, optimizer.init(params)), (epochs, (full, last)))
+    _, per_epoch = jax.lax.scan(epoch, (params, transform.init(params)), (epochs, (full, last)))
     return per_epoch
 
 
 def train(
     data, *, method, lambd, lr, max_epochs, init=None, dtype="float32", device=None,
-    progress=None,
+    progress=None, optimizer=None,
 ):
     """Train the chapter's model with weight decay; return a :class:`wd_core.History`.
 
@@ -92,6 +96,11 @@ def train(
             device: ``None``/``"cpu"``/``"cuda"``.
         progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch
             (from a host callback of the compiled run).
+        optimizer: ``None`` (``optax.sgd`` as above) or a
+            :class:`wd_core.optimizers.OptimizerSpec`: that family built by
+            :mod:`wd_jax.optim` (torch's SGD with momentum, SGDW, Adam, AdamW) with learning
+            rate ``lr``; ``"concise"`` decays ``w`` only by ``lambd``. The History's
+            ``config`` then has an ``"optimizer"`` entry (``OptimizerSpec.to_config()``).
 
     The run is compiled once per (method, shapes, dtype); ``lambd`` and ``lr`` are traced,
     so a sweep over them does not recompile.
@@ -100,15 +109,19 @@ def train(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
         dtype=dtype, device=device,
     )
+    optimizer_spec = check_optimizer(optimizer)
     dev = jax_device(spec.device)
     previous, _progress_sink["callable"] = _progress_sink["callable"], progress
     try:
-        return _train_on(spec, data, dev, progress)
+        history = _train_on(spec, data, dev, progress, optimizer_spec)
     finally:
         _progress_sink["callable"] = previous
+    if optimizer_spec is not None:
+        history.config["optimizer"] = optimizer_spec.to_config()
+    return history
 
 
-def _train_on(spec, data, dev, progress):
+def _train_on(spec, data, dev, progress, optimizer_spec=None):
     with numerics(spec.dtype):
         jdtype = jax_dtype(spec.dtype)
 
@@ -124,7 +137,7 @@ def _train_on(spec, data, dev, progress):
             on_device(data.X_train), on_device(data.y_train),
             on_device(data.X_val), on_device(data.y_val),
             full, last, on_device(spec.lambd), on_device(spec.lr),
-            report_progress=progress is not None,
+            report_progress=progress is not None, optimizer=optimizer_spec,
         )
         per_epoch = [np.asarray(a) for a in jax.device_get(per_epoch)]
         jax.effects_barrier()

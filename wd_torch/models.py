@@ -9,6 +9,12 @@ Both predict ``y_hat = X w + b`` with ``X`` (n, d), ``w`` (d, 1), ``b`` (1,) and
   ``weight_decay=lambd`` for the weight and ``0`` for the bias.
 
 For plain SGD both give ``w <- (1 - lr*lambd) w - lr * grad_w``, ``b <- b - lr * grad_b``.
+
+``optimizer`` (a :class:`wd_core.optimizers.OptimizerSpec`, default ``None`` = plain SGD as
+above) swaps the optimizer family while ``lr`` stays the learning rate and ``lambd`` the
+weight decay: :class:`WeightDecay` puts ``lambd`` on the weight's parameter group of that
+optimizer (``SGD``/``Adam`` couple it, ``SGDW``/``AdamW`` decouple it);
+:class:`WeightDecayScratch` keeps the penalty in the loss and the optimizer undecayed.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from wd_core.optimizers import check_optimizer
 from wd_core.validation import check_nonnegative_float, check_positive_int
 from wd_torch.device import torch_dtype
+from wd_torch.optim import build_optimizer
 
 
 def l2_penalty(w: torch.Tensor) -> torch.Tensor:
@@ -35,14 +43,15 @@ def squared_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class _LinearRegression(nn.Module):
-    """Shared constructor: validated sizes and hyper-parameters, a dtype."""
+    """Shared constructor: validated sizes and hyper-parameters, a dtype, an optimizer spec."""
 
-    def __init__(self, num_inputs, *, lambd, lr, dtype="float32"):
+    def __init__(self, num_inputs, *, lambd, lr, dtype="float32", optimizer=None):
         super().__init__()
         self.num_inputs = check_positive_int("num_inputs", num_inputs)
         self.lambd = check_nonnegative_float("lambd", lambd)
         self.lr = check_nonnegative_float("lr", lr)
         self.dtype = torch_dtype(dtype)
+        self.optimizer_spec = check_optimizer(optimizer)
 
     def set_w_b(self, w, b) -> None:
         """Copy float64 numpy ``w`` (d, 1) and ``b`` (1,) into the parameters."""
@@ -60,8 +69,8 @@ class _LinearRegression(nn.Module):
 class WeightDecayScratch(_LinearRegression):
     """``w`` (d, 1), ``b`` (1,); the penalty is part of the loss, the optimizer plain SGD."""
 
-    def __init__(self, num_inputs, *, lambd, lr, dtype="float32"):
-        super().__init__(num_inputs, lambd=lambd, lr=lr, dtype=dtype)
+    def __init__(self, num_inputs, *, lambd, lr, dtype="float32", optimizer=None):
+        super().__init__(num_inputs, lambd=lambd, lr=lr, dtype=dtype, optimizer=optimizer)
         self.w = nn.Parameter(torch.zeros(self.num_inputs, 1, dtype=self.dtype))
         self.b = nn.Parameter(torch.zeros(1, dtype=self.dtype))
 
@@ -77,8 +86,12 @@ class WeightDecayScratch(_LinearRegression):
         return squared_loss(y_hat, y) + self.lambd * l2_penalty(self.w)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Plain ``torch.optim.SGD`` (the decay comes from the loss's gradient)."""
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
+        """Plain ``torch.optim.SGD`` (the decay comes from the loss's gradient), or the
+        ``optimizer`` spec's family with no weight decay of its own."""
+        if self.optimizer_spec is None:
+            return torch.optim.SGD(self.parameters(), lr=self.lr)
+        return build_optimizer(self.optimizer_spec, [], [self.w, self.b], lr=self.lr,
+                               weight_decay=0.0)
 
 
 class WeightDecay(_LinearRegression):
@@ -88,8 +101,8 @@ class WeightDecay(_LinearRegression):
     the first forward silently does nothing); its weight (1, d) is ``w.T``.
     """
 
-    def __init__(self, num_inputs, *, lambd, lr, dtype="float32"):
-        super().__init__(num_inputs, lambd=lambd, lr=lr, dtype=dtype)
+    def __init__(self, num_inputs, *, lambd, lr, dtype="float32", optimizer=None):
+        super().__init__(num_inputs, lambd=lambd, lr=lr, dtype=dtype, optimizer=optimizer)
         self.net = nn.Linear(self.num_inputs, 1, dtype=self.dtype)
 
     def _parameters_as_w_b(self):
@@ -104,7 +117,11 @@ class WeightDecay(_LinearRegression):
         return squared_loss(y_hat, y)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """``SGD`` with groups ``{weight: weight_decay=lambd}``, ``{bias: weight_decay=0}``."""
+        """``SGD`` with groups ``{weight: weight_decay=lambd}``, ``{bias: weight_decay=0}``
+        (or the ``optimizer`` spec's family with the same two groups)."""
+        if self.optimizer_spec is not None:
+            return build_optimizer(self.optimizer_spec, [self.net.weight], [self.net.bias],
+                                   lr=self.lr, weight_decay=self.lambd)
         return torch.optim.SGD(
             [
                 {"params": [self.net.weight], "weight_decay": self.lambd},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
 from wd_torch.device import torch_device, torch_dtype
 from wd_torch.models import MODELS, squared_loss
@@ -11,7 +12,7 @@ from wd_torch.models import MODELS, squared_loss
 
 def train(
     data, *, method, lambd, lr, max_epochs, init=None, dtype="float32", device=None,
-    progress=None,
+    progress=None, optimizer=None,
 ):
     """Train the chapter's model with weight decay; return a :class:`wd_core.History`.
 
@@ -24,6 +25,11 @@ def train(
             of shapes (d, 1), (1,).
         dtype: ``"float32"`` or ``"float64"``; device: ``None``/``"cpu"``/``"cuda"``.
         progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch.
+        optimizer: ``None`` (``torch.optim.SGD`` as above) or a
+            :class:`wd_core.optimizers.OptimizerSpec`: that family (``SGD`` with momentum,
+            ``SGDW``, ``Adam``, ``AdamW``) with learning rate ``lr``; ``"concise"`` gives it
+            ``weight_decay=lambd`` on the weight's group only. The History's ``config`` then
+            has an ``"optimizer"`` entry (``OptimizerSpec.to_config()``).
 
     The data are moved to the device once; per-epoch losses are data losses on the whole
     training and validation sets, computed in ``dtype`` on the device.
@@ -32,6 +38,7 @@ def train(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
         dtype=dtype, device=device,
     )
+    optimizer_spec = check_optimizer(optimizer)
     dev, tdtype = torch_device(spec.device), torch_dtype(spec.dtype)
 
     def on_device(array, dtype=tdtype):
@@ -41,7 +48,8 @@ def train(
     X_val, y_val = on_device(data.X_val), on_device(data.y_val)
     full, last = (on_device(a, torch.long) for a in data.batch_schedule(spec.max_epochs))
 
-    model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr, dtype=spec.dtype)
+    model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr, dtype=spec.dtype,
+                                optimizer=optimizer_spec)
     model.set_w_b(spec.w0, spec.b0)
     model.to(dev)
     optimizer = model.configure_optimizers()
@@ -64,4 +72,7 @@ def train(
         if progress is not None:
             progress(epoch)
     per_epoch = (torch.stack(a).cpu().numpy() for a in (epoch_w, epoch_b, train_loss, val_loss))
-    return history_from_epochs(spec, "torch", *per_epoch)
+    history = history_from_epochs(spec, "torch", *per_epoch)
+    if optimizer_spec is not None:
+        history.config["optimizer"] = optimizer_spec.to_config()
+    return history
