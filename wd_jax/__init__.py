@@ -15,7 +15,7 @@ except ImportError:  # pragma: no cover - exercised by tests with jax hidden
 
 from wd_jax.models import WeightDecay, WeightDecayScratch, l2_penalty, squared_loss
 from wd_jax.step import sgd_step
-from wd_jax.sweep import sweep
+from wd_jax.sweeping import sweep
 from wd_jax.training import train
 
 __all__ = ["l2_penalty", "squared_loss", "WeightDecayScratch", "WeightDecay", "sgd_step", "train",

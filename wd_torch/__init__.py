@@ -13,7 +13,7 @@ except ImportError:  # pragma: no cover - exercised by tests with torch hidden
 
 from wd_torch.models import WeightDecay, WeightDecayScratch, l2_penalty, squared_loss
 from wd_torch.step import sgd_step
-from wd_torch.sweep import sweep
+from wd_torch.sweeping import sweep
 from wd_torch.training import train
 
 __all__ = ["l2_penalty", "squared_loss", "WeightDecayScratch", "WeightDecay", "sgd_step", "train",

@@ -1,4 +1,4 @@
-"""A sweep over lambda in one set of tensors: every lambda is a column of one weight matrix.
+"""``wd_torch.sweep``: all lambdas at once, each a column of one weight matrix.
 
 ``W`` (d, L) holds the L runs' weights side by side and ``b`` (1, L) their biases, all started
 from the same ``(w0, b0)``. One step on the batch ``(X, y)`` (n rows) is one matmul for all

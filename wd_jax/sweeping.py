@@ -1,4 +1,4 @@
-"""A sweep over lambda in one compiled program: ``jax.vmap`` of the scanned run over lambda.
+"""``wd_jax.sweep``: all lambdas in one compiled program, ``jax.vmap`` of the scanned run.
 
 Every lambda trains the same model from the same initial parameters on the same batches, so
 the runs differ only in ``lambd``. The whole sweep is one ``jax.jit`` of a ``lax.scan`` over
