@@ -1,12 +1,14 @@
 """The plot: time per step against d (log-log), one line per implementation, CPU and CUDA.
 
-Points are the ``sweep`` rows (fixed batch size, d varied). A panel whose device was not
-measured says why instead of showing lines.
+Points are the ``sweep`` rows (fixed batch size, d varied). The black dotted line is the
+memory floor: reading the batch's ``X`` once at the read bandwidth measured in the same run
+(``bytes_per_step / read_gbs``). A panel whose device was not measured says why instead.
 """
 
 from __future__ import annotations
 
 import io
+import textwrap
 
 from benchmarks.report import write_bytes_atomic
 
@@ -20,6 +22,19 @@ def _lines(rows, device):
             lines.setdefault(f"{r['framework']} {r['implementation']}", []).append(
                 (r["num_inputs"], r["us_per_step"]))
     return {name: sorted(points) for name, points in sorted(lines.items())}
+
+
+def _style(name: str) -> str:
+    implementation = name.split(" ", 1)[1]
+    if implementation.startswith("idiomatic"):
+        return "--"
+    return {"train": ":", "reference": "-."}.get(implementation, "-")
+
+
+def _floor(rows, device, read_gbs):
+    points = sorted({(r["num_inputs"], r["bytes_per_step"]) for r in rows
+                     if r["group"] == "sweep" and r["device"].partition(":")[0] == device})
+    return [(d, nbytes / (read_gbs * 1e9) * 1e6) for d, nbytes in points]
 
 
 def render(payload) -> bytes:
@@ -38,14 +53,17 @@ def render(payload) -> bytes:
         ax.grid(True, which="both", alpha=0.3)
         if not lines:
             reason = payload["cuda"].get("reason") if device == "cuda" else "no rows"
-            ax.text(0.5, 0.5, f"not measured:\n{reason}", ha="center", va="center",
-                    transform=ax.transAxes, wrap=True)
+            ax.text(0.5, 0.5, "not measured:\n" + textwrap.fill(reason, 50), ha="center",
+                    va="center", transform=ax.transAxes)
             ax.set_xscale("log")
+            ax.set_xlim(axes[0].get_xlim())
             continue
         for name, points in lines.items():
             ds, us = zip(*points, strict=True)
-            style = "--" if "idiomatic" in name or "train" in name else "-"
-            ax.loglog(ds, us, style, marker="o", label=name)
+            ax.loglog(ds, us, _style(name), marker="o", label=name)
+        if bw:
+            ds, us = zip(*_floor(payload["rows"], device, bw), strict=True)
+            ax.loglog(ds, us, "k:", linewidth=2, label="X read once at the read bandwidth")
         ax.legend(fontsize=8)
     axes[0].set_ylabel(f"us per step (B={', '.join(map(str, sorted(batch)))}), median")
     figure.suptitle(f"SGD with weight decay, time per step vs d ({payload['machine']['cpu']})")

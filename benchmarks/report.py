@@ -6,7 +6,7 @@ JSON schema (``format: "weight-decay/benchmark"``, ``version: 1``; strict JSON):
 ``devices`` (measured), ``cuda`` (``measured`` and, when not, ``reason``), ``bandwidth``
 (per device: ``read_gbs``, ``size_bytes``, ``probes``), ``cold_start`` (per backend:
 ``median_s``, ``min_s``, ``max_s``, ``import_s``, ``first_result_s``), ``rows`` (below),
-``targets`` (:mod:`benchmarks.targets`), ``extras`` (optional further measurements).
+``targets`` (:mod:`benchmarks.targets`), ``extras`` (``sweep_cost``: :mod:`benchmarks.extras`).
 
 A row: ``workload``, ``group``, ``framework``, ``implementation``, ``device``, ``dtype``,
 ``num_train``, ``batch_size``, ``num_inputs``, ``epochs``, ``steps``, ``block_rows``,
@@ -114,6 +114,12 @@ def format_summary(payload) -> str:
         lines.append(f"cold start {c['backend']}: {c['median_s']:.2f} s to the first result "
                      f"(min {c['min_s']:.2f}, max {c['max_s']:.2f}; import {c['import_s']:.2f} s,"
                      f" {c['repeats']} processes)")
+    for e in payload["extras"].get("sweep_cost", []):
+        if e["measured"]:
+            lines.append(f"{e['name']} ({e['framework']}, {e['device']}): {e['ratio']:.2f}x the "
+                         f"time ({e['median_s_many'] * 1e3:.2f} vs {e['median_s_1'] * 1e3:.2f} ms)")
+        else:
+            lines.append(f"{e['name']} ({e['framework']}): not measured: {e['reason']}")
     cuda = payload["cuda"]
     if not cuda["measured"]:
         lines.append(f"CUDA: not measured: {cuda['reason']}")

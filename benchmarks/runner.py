@@ -14,7 +14,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from benchmarks import bandwidth, coldstart, machine, targets
+from benchmarks import bandwidth, coldstart, extras, machine, targets
 from benchmarks.report import FORMAT, FORMAT_VERSION, make_row
 from benchmarks.timing import Candidate, measure_interleaved
 from benchmarks.workloads import GROUPS, workloads
@@ -117,6 +117,8 @@ def run(options: Options, argv=None, log=print) -> dict:
         for device in devices:
             log(f"{workload.name} on {device}: {workload.describe()}")
             rows += time_workload(workload, device, options, cuda, bw[device]["read_gbs"])
+    sweeps = extras.sweep_cost(options.frameworks, "cpu", options.repeats) \
+        if "chapter" in options.groups else []
     return {
         "format": FORMAT, "version": FORMAT_VERSION,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -126,7 +128,7 @@ def run(options: Options, argv=None, log=print) -> dict:
         "machine": machine.describe(), "libraries": machine.versions(),
         "devices": devices, "cuda": cuda, "bandwidth": bw, "cold_start": cold, "rows": rows,
         "targets": targets.evaluate(rows, devices, options.dtype, cuda),
-        "extras": {},
+        "extras": {"sweep_cost": sweeps},
     }
 
 
