@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wd_core.tolerances import assert_close
@@ -157,8 +157,33 @@ def _sgd_torch(args):
                                           nesterov=a["nesterov"], maximize=a["maximize"])
 
 
+def _sgd(**kwargs):
+    return {"lr": 0.1, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
+            "nesterov": False, "maximize": False, **kwargs}
+
+
+# One explicit example per row of docs/optimizers.md, then hypothesis' own draws.
+SGD_ROWS = [
+    _sgd(),
+    _sgd(weight_decay=0.3),
+    _sgd(weight_decay=0.3, momentum=0.9),
+    _sgd(weight_decay=0.3, momentum=0.9, nesterov=True),
+    _sgd(weight_decay=0.3, momentum=0.9, dampening=0.5),
+    _sgd(weight_decay=0.3, momentum=0.9, maximize=True),
+]
+
+
+def with_rows(rows):
+    def decorate(test):
+        for row in reversed(rows):
+            test = example(args=row)(test)
+        return test
+    return decorate
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @CHECKS
+@with_rows(SGD_ROWS)
 @given(args=SGD_ARGS)
 def test_torch_sgd_matches_torch_optim_sgd(dtype, args):
     sign = _ascent_sign(args)
@@ -167,9 +192,16 @@ def test_torch_sgd_matches_torch_optim_sgd(dtype, args):
     assert_same_run(actual, expected, tol_kind(dtype))
 
 
+ADAM_ROWS = [
+    {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
+    {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.3},
+]
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("family", ["adam", "adamw"])
 @CHECKS
+@with_rows(ADAM_ROWS)
 @given(args=ADAM_ARGS)
 def test_torch_adam_family_matches_torch_optim(dtype, family, args):
     torch_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[family]
@@ -181,6 +213,7 @@ def test_torch_adam_family_matches_torch_optim(dtype, family, args):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @CHECKS
+@with_rows(SGD_ROWS)
 @given(args=SGD_ARGS)
 def test_sgdw_same_rule_in_both_frameworks(dtype, args):
     sign = _ascent_sign(args)

@@ -141,3 +141,14 @@ def test_cosine_after_t_max_torch_rises_optax_stays():
     np.testing.assert_allclose(optax_lrs[: t_max + 1], torch_lrs[: t_max + 1], rtol=1e-12)
     assert optax_lrs[t_max + 3] == pytest.approx(0.01, rel=1e-12)
     assert torch_lrs[t_max + 3] > 0.05
+
+
+def test_step_lr_stays_float64_where_optax_exponential_decay_rounds_to_float32():
+    """optax divides the int32 count, which is float32 even under x64; torch_step_lr casts."""
+    jnp = jax.numpy
+    with jax.enable_x64(True):
+        raw = optax.exponential_decay(0.1, transition_steps=3, decay_rate=0.5, staircase=True)
+        assert raw(jnp.int32(4)).dtype == jnp.float32
+        ours = jopt.torch_step_lr(0.1, step_size=3, gamma=0.5)
+        assert ours(jnp.int32(4)).dtype == jnp.float64
+        assert float(ours(jnp.int32(4))) == 0.1 * 0.5
