@@ -241,7 +241,7 @@ def torch_step_lr(lr, step_size: int, gamma: float = 0.1):
     return lambda count: decay(jnp.asarray(count, dtype=float))
 
 
-def torch_cosine_annealing_lr(lr, T_max: int, eta_min: float = 0.0):  # noqa: N803 (torch's name)
+def torch_cosine_annealing_lr(lr, T_max: int, eta_min: float = 0.0):  # T_max: torch's name
     """``torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max, eta_min)`` as an optax
     schedule: ``eta_min + (lr - eta_min) * (1 + cos(pi * count / T_max)) / 2``.
 
