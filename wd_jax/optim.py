@@ -28,8 +28,9 @@ a parameter whose ``.grad`` is ``None``    ``optax.selective_transform(tx, freez
 Only one transform is written here by hand, :func:`torch_momentum`: torch's momentum with
 ``dampening != 0`` starts its buffer at the first gradient *undamped* (``buf_1 = g_1``, then
 ``buf_t = mu*buf_{t-1} + (1 - dampening)*g_t``); optax has no dampening, and ``optax.ema``
-damps the first step too. With ``dampening == 0`` ``optax.trace`` is exactly torch's
-momentum (its zero-initialised trace gives ``buf_1 = g_1 + mu*0 = g_1``) and is used.
+ties the damping to the decay (``1 - mu``) and, debiased, rescales every step. With
+``dampening == 0`` ``optax.trace`` is exactly torch's momentum (its zero-initialised trace
+gives ``buf_1 = g_1 + mu*0 = g_1``) and is used.
 
 Learning rates may be optax schedules; see :func:`torch_step_lr`,
 :func:`torch_cosine_annealing_lr` and :func:`per_epoch` for torch's schedulers.
