@@ -1,9 +1,10 @@
 """The machine's memory read bandwidth, measured in the same run as the workloads.
 
-Each probe sums one large float32 array (``size_bytes``, far larger than any cache), which
-reads every byte once and writes almost nothing: ``gbs = size_bytes / seconds / 1e9`` at the
-median of ``repeats`` timed sums after one warm-up sum. Probes on the CPU: ``numpy.sum`` (one
-thread), ``torch.sum`` (torch's intra-op threads), a jitted ``jnp.sum`` (XLA's thread pool);
+Each probe reads one large float32 array (``size_bytes``, far larger than any cache) once
+and writes almost nothing: ``gbs = size_bytes / seconds / 1e9`` at the median of ``repeats``
+timed calls after one warm-up call. Probes on the CPU: ``numpy.sum`` (one thread),
+``numpy.matvec`` (the array as a (rows, 4096) matrix times a vector: numpy's BLAS, its
+threads), ``torch.sum`` (torch's intra-op threads), a jitted ``jnp.sum`` (XLA's thread pool);
 on CUDA the torch and JAX sums on the GPU. The device's *read bandwidth* is the largest
 probe, so that percentages of it are not flattered by a slow probe.
 """
@@ -34,6 +35,12 @@ def _numpy_probe(size_bytes, repeats):
     return _gbs(array.sum, lambda r: r, array.nbytes, repeats)
 
 
+def _numpy_matvec_probe(size_bytes, repeats):
+    matrix = np.ones((size_bytes // 4 // 4096, 4096), dtype=np.float32)
+    vector = np.ones(4096, dtype=np.float32)
+    return _gbs(lambda: matrix @ vector, lambda r: r, matrix.nbytes, repeats)
+
+
 def _torch_probe(device, size_bytes, repeats):
     import torch
 
@@ -57,7 +64,7 @@ def _jax_probe(device, size_bytes, repeats):
 
 def probe_names(device: str, frameworks) -> list[str]:
     """The probes that :func:`measure` runs on ``device`` for ``frameworks``."""
-    names = ["numpy.sum"] if device == "cpu" and "numpy" in frameworks else []
+    names = ["numpy.sum", "numpy.matvec"] if device == "cpu" and "numpy" in frameworks else []
     names += [name for fw, name in (("torch", "torch.sum"), ("jax", "jax.numpy.sum"))
               if fw in frameworks]
     return names
@@ -67,6 +74,7 @@ def measure(device: str, frameworks, *, size_bytes: int, repeats: int = 5) -> di
     """``{"read_gbs", "size_bytes", "probes": [{"name", "gbs"}]}`` for ``device``."""
     runners = {
         "numpy.sum": lambda: _numpy_probe(size_bytes, repeats),
+        "numpy.matvec": lambda: _numpy_matvec_probe(size_bytes, repeats),
         "torch.sum": lambda: _torch_probe(device, size_bytes, repeats),
         "jax.numpy.sum": lambda: _jax_probe(device, size_bytes, repeats),
     }
