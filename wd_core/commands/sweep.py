@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
     lambdas.add_argument("--lambdas", type=lambda_list,
                          help="comma-separated lambdas, e.g. 0,0.3,1,3")
     lambdas.add_argument("--num", type=positive_int,
-                         help="a grid of NUM lambdas: 0 and NUM-1 log-spaced values up to --max")
+                         help="a grid of NUM lambdas: 0, then NUM-1 log-spaced values from "
+                              "--max/1000 to --max (default: a grid of 16)")
     parser.add_argument("--max", type=positive_float, default=10.0, dest="max_lambda",
                         help="the largest lambda of the --num grid (default 10)")
     add_data_options(parser)
