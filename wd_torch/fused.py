@@ -64,32 +64,32 @@ def _step_whole_(w, b, Xb, yb, decay, scale):
 def _step_blocked_(w, b, X, y, rows, block_rows, decay, scale, buffers):
     """In place: one single-read step over row blocks of ``X`` (``rows`` None: all rows).
 
-    ``buffers``: ``(block (k, d), gw (d, 1), gb (1,))`` scratch tensors, reused.
+    Per block two kernels (three with a gather): ``r_blk = X_blk w + (b - y_blk)`` written
+    into the batch's residual buffer, and ``gw += X_blk^T r_blk``. ``buffers``: ``(block
+    (k, d), gw (d, 1), r (B, 1))`` scratch tensors, reused.
     """
-    block, gw, gb = buffers
-    gw.zero_()
-    gb.zero_()
+    block, gw, r = buffers
     n = X.shape[0] if rows is None else rows.shape[0]
+    offset = torch.sub(b, y if rows is None else y[rows])  # b - y, (n, 1)
+    gw.zero_()
     for lo in range(0, n, block_rows):
         if rows is None:
-            Xb, yb = X[lo:lo + block_rows], y[lo:lo + block_rows]
+            Xb = X[lo:lo + block_rows]
         else:
             index = rows[lo:lo + block_rows]
             Xb = torch.index_select(X, 0, index, out=block[: index.shape[0]])
-            yb = y[index]
-        r = torch.addmm(yb, Xb, w, beta=-1)
-        r.add_(b)
-        gw.addmm_(Xb.T, r)
-        gb.add_(r.sum())
+        hi = lo + Xb.shape[0]
+        r_blk = torch.addmm(offset[lo:hi], Xb, w, out=r[lo:hi])
+        gw.addmm_(Xb.T, r_blk)
     w.mul_(decay).sub_(gw, alpha=scale)
-    b.sub_(gb, alpha=scale)
+    b.sub_(r[:n].sum(), alpha=scale)
 
 
-def _buffers(block_rows, like):
+def _buffers(block_rows, batch_rows, like):
     d = like.shape[1]
     return (torch.empty(block_rows, d, dtype=like.dtype, device=like.device),
             torch.zeros(d, 1, dtype=like.dtype, device=like.device),
-            torch.zeros(1, dtype=like.dtype, device=like.device))
+            torch.empty(batch_rows, 1, dtype=like.dtype, device=like.device))
 
 
 def fused_step(w, b, X, y, lambd, lr, *, block_rows=None):
@@ -106,7 +106,8 @@ def fused_step(w, b, X, y, lambd, lr, *, block_rows=None):
         if block_rows is None or block_rows >= X.shape[0]:
             _step_whole_(w, b, X, y, decay, scale)
         else:
-            _step_blocked_(w, b, X, y, None, block_rows, decay, scale, _buffers(block_rows, X))
+            _step_blocked_(w, b, X, y, None, block_rows, decay, scale,
+                           _buffers(block_rows, X.shape[0], X))
     return w, b
 
 
@@ -168,7 +169,7 @@ class FusedRun:
             self._views = [(self._X_epoch[lo:lo + B], self._y_epoch[lo:lo + B])
                            for lo in self._batch_starts]
         else:
-            self._scratch = _buffers(self.block_rows, self.X)
+            self._scratch = _buffers(self.block_rows, B, self.X)
             self._rows = [[order[lo:lo + B] for lo in self._batch_starts]
                           for order in self._orders]
         self._epoch_w = torch.empty(spec.max_epochs, data.num_inputs, 1, dtype=tdtype,
