@@ -111,3 +111,20 @@ def test_progress_is_called_once_per_epoch_for_the_whole_sweep(backend):
     seen = []
     backend.sweep(RAGGED, lambdas=[0.0, 1.0, 2.0], max_epochs=3, progress=seen.append)
     assert seen == [0, 1, 2]
+
+
+def test_jax_concise_sweep_decays_through_optax_add_decayed_weights(monkeypatch):
+    """Doubling the rate inside ``optax.add_decayed_weights`` must double every lambda: the
+    sweep's decay is optax's transform (vmapped over lambda), not a hand-written term."""
+    import optax
+
+    (wd_jax,) = require_backends("jax")
+    real = optax.add_decayed_weights
+    monkeypatch.setattr(optax, "add_decayed_weights",
+                        lambda weight_decay, mask=None: real(2 * weight_decay, mask))
+    data = SyntheticData(num_train=5, num_val=3, num_inputs=3, batch_size=5, seed=8)  # fresh shapes
+    lambdas = [0.0, 0.5, 2.0]
+    histories = wd_jax.sweep(data, lambdas=lambdas, lr=0.1, max_epochs=3, dtype="float64")
+    for lambd, history in zip(lambdas, histories, strict=True):
+        doubled = reference.train(data, lambd=2 * lambd, lr=0.1, max_epochs=3)
+        assert_close(history.epoch_w, doubled.epoch_w, "float64", f"lambd={lambd}")

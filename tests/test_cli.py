@@ -235,6 +235,16 @@ def test_a_bar_counts_epochs_on_a_terminal_and_none_with_quiet(monkeypatch, caps
     assert len(FakeBar.made) == 1
 
 
+def test_demo_bar_counts_framework_runs(monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr("tqdm.tqdm", FakeBar)
+    monkeypatch.setattr(FakeBar, "made", [])
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["demo", "--backends", "torch", "--epochs", "2", *SMALL, "--no-figures"]) == 0
+    (bar,) = FakeBar.made
+    assert bar.total == bar.n == 4 and bar.kwargs["unit"] == "run"  # 2 lambdas x 2 methods
+
+
 def test_no_bar_when_stdout_is_not_a_terminal(monkeypatch):
     from wd_core.progress import epoch_callback, progress_bar
 

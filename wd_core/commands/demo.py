@@ -11,7 +11,13 @@ from pathlib import Path
 
 from wd_core import reference
 from wd_core.backends import BACKENDS, load_backend
-from wd_core.commands.options import add_data_options, data_from_args, nonnegative_float
+from wd_core.commands.options import (
+    add_data_options,
+    add_quiet_option,
+    data_from_args,
+    nonnegative_float,
+)
+from wd_core.progress import progress_bar
 from wd_core.tolerances import TOLERANCES, is_close
 from wd_core.validation import DTYPES, METHODS
 
@@ -33,6 +39,7 @@ def add_parser(subparsers) -> None:
                         help=f"write the chapter's two figures here (default: {FIGURES_FOLDER}; "
                              f"created if missing)")
     parser.add_argument("--no-figures", action="store_true", help="print the table only")
+    add_quiet_option(parser)
     parser.set_defaults(execute=execute)
 
 
@@ -45,8 +52,11 @@ def agrees_with(history, oracle, dtype: str) -> bool:
     return all(is_close(getattr(history, f), getattr(oracle, f), kind) for f in COMPARED_FIELDS)
 
 
-def chapter_rows(data, *, backends, dtype, lr, max_epochs):
-    """One row per lambda x (reference, then backend x method): dicts for :func:`format_table`."""
+def chapter_rows(data, *, backends, dtype, lr, max_epochs, progress=None):
+    """One row per lambda x (reference, then backend x method): dicts for :func:`format_table`.
+
+    ``progress``: ``None`` or a callable called with no argument after each framework run.
+    """
     rows = []
     for lambd in CHAPTER_LAMBDAS:
         oracle = reference.train(data, lambd=lambd, lr=lr, max_epochs=max_epochs)
@@ -58,6 +68,8 @@ def chapter_rows(data, *, backends, dtype, lr, max_epochs):
                                         max_epochs=max_epochs, dtype=dtype)
                 rows.append(_row(f"{name} {method}", dtype, lambd, history,
                                  agrees=agrees_with(history, oracle, dtype)))
+                if progress is not None:
+                    progress()
     return rows
 
 
@@ -107,8 +119,10 @@ def execute(args) -> int:
     for name in backends:
         load_backend(name)
     data = data_from_args(args)
-    rows = chapter_rows(data, backends=backends, dtype=args.dtype, lr=args.lr,
-                        max_epochs=args.max_epochs)
+    total = len(CHAPTER_LAMBDAS) * len(backends) * len(METHODS)
+    with progress_bar(total, desc="demo", unit="run", quiet=args.quiet) as bar:
+        rows = chapter_rows(data, backends=backends, dtype=args.dtype, lr=args.lr,
+                            max_epochs=args.max_epochs, progress=bar.update)
     print(f"D2L 3.7 weight decay: {data!r}, lr={args.lr:g}, {args.max_epochs} epochs; "
           f"losses are data losses (no penalty) after the last epoch.\n")
     print(format_table(rows))
