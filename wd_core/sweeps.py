@@ -107,6 +107,9 @@ def histories_from_sweep(spec: SweepSpec, backend: str, epoch_w, epoch_b, train_
     Each History is what :func:`wd_core.runspec.history_from_epochs` makes of a single run
     with that lambda (its own divergence marking and truncation).
     """
+    # One float64 conversion for all lambdas; the per-lambda slices are then views.
+    epoch_w, epoch_b, train_loss, val_loss = (
+        np.asarray(a, dtype=np.float64) for a in (epoch_w, epoch_b, train_loss, val_loss))
     return [
         history_from_epochs(spec.for_lambda(lambd), backend, epoch_w[i], epoch_b[i],
                             train_loss[i], val_loss[i])
