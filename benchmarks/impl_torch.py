@@ -6,8 +6,9 @@
 * ``train``: one whole ``wd_torch.train(method="concise")`` call (it is the idiomatic loop
   plus moving the data, per-epoch losses on the training and validation sets, the History).
 * ``fused``: ``wd_torch.fused.FusedRun.run()``, analytic in-place steps (block size chosen
-  by ``auto_block_rows``); ``fused-unblocked``: the same with ``block_rows=None``, timed only
-  where ``fused`` blocks, to show what the single-read step gains.
+  by ``auto_block_rows``: whole-batch products on this framework). For batches larger than
+  ``UNBLOCKED_BYTES`` on the CPU also the other choice, ``fused-blocked`` (the single-read
+  step, ``block_rows_for``) or ``fused-unblocked``, to show what blocking gains or costs.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _fused_preparer(block_rows):
 def implementations(workload, device, dtype) -> list[Implementation]:
     import numpy as np
 
-    from wd_torch.fused import auto_block_rows
+    from wd_torch.fused import UNBLOCKED_BYTES, auto_block_rows, block_rows_for
 
     found = [
         Implementation(FRAMEWORK, "idiomatic", "autograd + torch.optim.SGD per step",
@@ -94,8 +95,16 @@ def implementations(workload, device, dtype) -> list[Implementation]:
         Implementation(FRAMEWORK, "fused", "wd_torch.fused.FusedRun.run()",
                        _fused_preparer("auto")),
     ]
-    if auto_block_rows(workload.batch_size, workload.num_inputs, np.dtype(dtype).itemsize,
-                       device.partition(":")[0]) is not None:
-        found.append(Implementation(FRAMEWORK, "fused-unblocked",
-                                    "FusedRun(block_rows=None).run()", _fused_preparer(None)))
+    platform = "cpu" if device == "cpu" else "gpu"
+    itemsize = np.dtype(dtype).itemsize
+    B, d = workload.batch_size, workload.num_inputs
+    if platform == "cpu" and B * d * itemsize > UNBLOCKED_BYTES:
+        if auto_block_rows(B, d, itemsize, platform) is None:
+            found.append(Implementation(FRAMEWORK, "fused-blocked",
+                                        "FusedRun(block_rows=block_rows_for(...)).run()",
+                                        _fused_preparer(block_rows_for(B, d, itemsize))))
+        else:
+            found.append(Implementation(FRAMEWORK, "fused-unblocked",
+                                        "FusedRun(block_rows=None).run()",
+                                        _fused_preparer(None)))
     return found

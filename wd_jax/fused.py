@@ -38,16 +38,26 @@ BLOCK_BYTES = 8 * 2**20
 #: Batches up to this many bytes are not blocked (they stay in cache anyway).
 UNBLOCKED_BYTES = 4 * 2**20
 
+#: Whether ``"auto"`` blocks large batches on CPUs: yes for XLA, whose blocked step beat its
+#: two whole-batch products on the benchmark machine (docs/benchmarks.md).
+BLOCK_BY_DEFAULT = True
+
+
+def block_rows_for(batch_size: int, num_inputs: int, itemsize: int) -> int:
+    """Rows per block of the single-read step: as many rows as fit in ``BLOCK_BYTES``."""
+    return max(1, min(batch_size, BLOCK_BYTES // (num_inputs * itemsize)))
+
 
 def auto_block_rows(batch_size: int, num_inputs: int, itemsize: int, platform: str = "cpu"):
     """The ``block_rows`` that :class:`FusedRun` uses when given ``"auto"``.
 
-    ``None`` (two whole-batch products) on GPUs and for batches of at most
-    ``UNBLOCKED_BYTES``; otherwise the number of rows in ``BLOCK_BYTES`` (at least 1).
+    :func:`block_rows_for` on CPUs for batches larger than ``UNBLOCKED_BYTES`` when
+    ``BLOCK_BY_DEFAULT``; otherwise None (two whole-batch products), and always on GPUs.
     """
-    if platform != "cpu" or batch_size * num_inputs * itemsize <= UNBLOCKED_BYTES:
+    if (not BLOCK_BY_DEFAULT or platform != "cpu"
+            or batch_size * num_inputs * itemsize <= UNBLOCKED_BYTES):
         return None
-    return max(1, min(batch_size, BLOCK_BYTES // (num_inputs * itemsize)))
+    return block_rows_for(batch_size, num_inputs, itemsize)
 
 
 def _check_block_rows(block_rows):
