@@ -7,6 +7,7 @@ returns numpy Histories, so the device has finished when the clock is read.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -47,9 +48,11 @@ def measure_sweep_cost(backend: str = "jax", *, num_lambdas: int = 64, method: s
     Returns a dict: ``backend``, ``method``, ``dtype``, ``device``, ``num_lambdas``,
     ``repeats``, ``one`` / ``many`` / ``train`` (each ``median_s``, ``min_s``, ``max_s``),
     ``ratio`` (median many / median one), ``ratio_vs_train`` (median many / median train),
-    ``max_ratio`` (3.0) and ``ok`` (``ratio <= max_ratio``).
+    ``max_ratio`` (3.0), ``ok`` (``ratio <= max_ratio``), ``cpu_count`` and
+    ``load_average`` (before, after).
     """
     module = load_backend(backend)
+    load_before = _load_average()
     num_lambdas = check_positive_int("num_lambdas", num_lambdas)
     repeats = check_positive_int("repeats", repeats)
     data = SyntheticData() if data is None else data
@@ -67,4 +70,14 @@ def measure_sweep_cost(backend: str = "jax", *, num_lambdas: int = 64, method: s
         "ratio": ratio,
         "ratio_vs_train": statistics.median(many_s) / statistics.median(train_s),
         "max_ratio": MAX_RATIO, "ok": ratio <= MAX_RATIO,
+        "cpu_count": os.cpu_count(), "load_average": (load_before, _load_average()),
     }
+
+
+def _load_average():
+    """The 1-minute load average (``None`` where the OS has none): other work on the CPUs
+    slows multi-threaded small matmuls far more than single-threaded ones."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
