@@ -47,15 +47,15 @@ def sweep_cost(frameworks, device: str, repeats: int) -> list[dict]:
             return lambda: sweep(data, lambdas=values, method="concise", lr=workload.lr,
                                  max_epochs=workload.epochs, device=device)
 
-        candidates = [Candidate(1, call([workload.lambd]), no_sync),
-                      Candidate(NUM_LAMBDAS, call(lambdas), no_sync)]
+        candidates = [Candidate((backend, 1), call([workload.lambd]), no_sync),
+                      Candidate((backend, NUM_LAMBDAS), call(lambdas), no_sync)]
         try:
             timings = measure_interleaved(candidates, repeats)
         except Exception as err:  # a sweep under construction must not sink the benchmark
             found.append({**entry, "measured": False,
                           "reason": f"{type(err).__name__}: {' '.join(str(err).split())[:160]}"})
             continue
-        one, many = timings[1], timings[NUM_LAMBDAS]
+        one, many = timings[(backend, 1)], timings[(backend, NUM_LAMBDAS)]
         found.append({**entry, "measured": True, "median_s_1": one.median_s,
                       "median_s_many": many.median_s, "min_s_many": many.min_s,
                       "max_s_many": many.max_s, "num_lambdas": NUM_LAMBDAS,

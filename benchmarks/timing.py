@@ -7,6 +7,10 @@ implementation so that a sample lasts at least ``min_sample_s`` (short runs are 
 below the clock's noise). The first call (compilation, caches, allocation) is timed alone as
 ``warmup_s`` and never enters the statistics. The samples of all implementations of a
 workload are taken round-robin, so that load from other processes falls on all of them alike.
+Before a sample whose framework (``key[0]``) differs from the previous one the clock waits
+``SETTLE_S``: BLAS and OpenMP worker threads spin for a while after a call (OpenBLAS about
+0.1 s), and on a 2-core machine one library's spinning threads would otherwise take a core
+from the next library's sample.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 
 MIN_SAMPLE_S = 0.05
 MAX_CALLS = 2000
+SETTLE_S = 0.15
 
 
 @dataclass
@@ -56,25 +61,33 @@ def _timed(candidate: Candidate, calls: int) -> float:
     return elapsed
 
 
-def warm_up(candidate: Candidate, min_sample_s: float = MIN_SAMPLE_S) -> None:
+def warm_up(candidate: Candidate, min_sample_s: float = MIN_SAMPLE_S,
+            settle_s: float = 0.0) -> None:
     """Time the first call (``warmup_s``), then pick ``calls`` from a second, timed call."""
+    time.sleep(settle_s)
     candidate.warmup_s = _timed(candidate, 1)
+    time.sleep(settle_s)
     once = max(_timed(candidate, 1), 1e-9)
     candidate.calls = max(1, min(MAX_CALLS, math.ceil(min_sample_s / once)))
 
 
 def measure_interleaved(candidates, repeats: int, *, min_sample_s: float = MIN_SAMPLE_S,
-                        on_sample=None) -> dict:
+                        settle_s: float | None = None, on_sample=None) -> dict:
     """Warm up every candidate, then take ``repeats`` samples of each, round-robin.
 
     Returns ``{key: Timing}``; ``on_sample()`` is called after every sample (progress bars).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    settle_s = SETTLE_S if settle_s is None else settle_s
     for candidate in candidates:
-        warm_up(candidate, min_sample_s)
+        warm_up(candidate, min_sample_s, settle_s)
+    previous = None
     for _ in range(repeats):
         for candidate in candidates:
+            if previous is not None and candidate.key[0] != previous:
+                time.sleep(settle_s)
+            previous = candidate.key[0]
             candidate.samples.append(_timed(candidate, candidate.calls) / candidate.calls)
             if on_sample is not None:
                 on_sample()

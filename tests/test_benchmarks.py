@@ -40,7 +40,7 @@ def test_measure_interleaved_excludes_warm_up_and_round_robins():
                                 sync=lambda result: result)
 
     results = timing.measure_interleaved([candidate("a"), candidate("b")], repeats=5,
-                                         min_sample_s=0.0)
+                                         min_sample_s=0.0, settle_s=0.0)
     # warm-up + calibration (2 calls each), then 5 one-call samples, alternating
     assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 5
     for result in results.values():
@@ -91,8 +91,9 @@ def test_make_row_fields_and_formulas():
     assert row["pct_of_bandwidth"] == pytest.approx(100 * row["gbs"] / 0.0002)
 
 
-def test_every_framework_runs_the_same_steps_as_the_reference():
+def test_every_framework_runs_the_same_steps_as_the_reference(monkeypatch):
     """Each implementation's final w matches the float64 reference run (no timing checked)."""
+    monkeypatch.setattr(timing, "SETTLE_S", 0.0)
     options = runner.Options(repeats=1, quiet=True)
     cuda = runner.cuda_report(options.frameworks)
     rows = runner.time_workload(TINY, "cpu", options, cuda, read_gbs=10.0)
