@@ -118,7 +118,7 @@ def test_auto_block_rows(backend):
     assert auto(1024, 65536, 4, "gpu") is None and auto(1024, 65536, 4, "cuda") is None
     k = fused.block_rows_for(1024, 65536, 4)
     assert 1 <= k < 1024 and k * 65536 * 4 <= fused.BLOCK_BYTES
-    assert auto(1024, 65536, 4) == (k if fused.BLOCK_BY_DEFAULT else None)
+    assert auto(1024, 65536, 4) == k
 
 
 @pytest.mark.parametrize(("block_rows", "error"), [(0, ValueError), (2.5, TypeError),
@@ -132,7 +132,8 @@ def test_bad_block_rows_name_the_value(backend, block_rows, error):
 def test_fused_modules_mirror_each_other():
     torch_fused = pytest.importorskip("wd_torch.fused")
     jax_fused = pytest.importorskip("wd_jax.fused")
-    names = ("block_rows_for", "auto_block_rows", "fused_step", "fused_sgd_step", "FusedRun", "train_fast")
+    names = ("block_rows_for", "auto_block_rows", "fused_step", "fused_sgd_step", "FusedRun",
+             "train_fast")
     for name in names:
         a, b = getattr(torch_fused, name), getattr(jax_fused, name)
         assert inspect.signature(a) == inspect.signature(b), name

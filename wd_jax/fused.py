@@ -38,10 +38,6 @@ BLOCK_BYTES = 8 * 2**20
 #: Batches up to this many bytes are not blocked (they stay in cache anyway).
 UNBLOCKED_BYTES = 4 * 2**20
 
-#: Whether ``"auto"`` blocks large batches on CPUs: yes for XLA, whose blocked step beat its
-#: two whole-batch products on the benchmark machine (docs/benchmarks.md).
-BLOCK_BY_DEFAULT = True
-
 
 def block_rows_for(batch_size: int, num_inputs: int, itemsize: int) -> int:
     """Rows per block of the single-read step: as many rows as fit in ``BLOCK_BYTES``."""
@@ -51,11 +47,10 @@ def block_rows_for(batch_size: int, num_inputs: int, itemsize: int) -> int:
 def auto_block_rows(batch_size: int, num_inputs: int, itemsize: int, platform: str = "cpu"):
     """The ``block_rows`` that :class:`FusedRun` uses when given ``"auto"``.
 
-    :func:`block_rows_for` on CPUs for batches larger than ``UNBLOCKED_BYTES`` when
-    ``BLOCK_BY_DEFAULT``; otherwise None (two whole-batch products), and always on GPUs.
+    :func:`block_rows_for` on CPUs for batches larger than ``UNBLOCKED_BYTES``; otherwise
+    None (two whole-batch products), and always on GPUs.
     """
-    if (not BLOCK_BY_DEFAULT or platform != "cpu"
-            or batch_size * num_inputs * itemsize <= UNBLOCKED_BYTES):
+    if platform != "cpu" or batch_size * num_inputs * itemsize <= UNBLOCKED_BYTES:
         return None
     return block_rows_for(batch_size, num_inputs, itemsize)
 

@@ -30,17 +30,13 @@ from wd_torch.device import torch_device, torch_dtype
 from wd_torch.models import squared_loss
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
-#: in cache between its two uses (the benchmark machine: 2 MiB L2 in all, 32 MiB L3).
+#: in cache between its two uses. 4 MiB was among the fastest of 0.5-16 MiB for torch's CPU
+#: kernels on the benchmark machine (2 MiB L2 in all, 32 MiB L3; ``python -m
+#: benchmarks.blocks``).
 BLOCK_BYTES = 4 * 2**20
 
 #: Batches up to this many bytes are not blocked (they stay in cache anyway).
 UNBLOCKED_BYTES = 4 * 2**20
-
-#: Whether ``"auto"`` blocks large batches on CPUs: no for torch, whose matrix-vector
-#: kernels (MKL) run at about the same speed from cache as from memory, so that the blocked
-#: step was slower than two whole-batch products on the benchmark machine
-#: (docs/benchmarks.md, ``python -m benchmarks.blocks``).
-BLOCK_BY_DEFAULT = False
 
 
 def block_rows_for(batch_size: int, num_inputs: int, itemsize: int) -> int:
@@ -51,11 +47,10 @@ def block_rows_for(batch_size: int, num_inputs: int, itemsize: int) -> int:
 def auto_block_rows(batch_size: int, num_inputs: int, itemsize: int, platform: str = "cpu"):
     """The ``block_rows`` that :class:`FusedRun` uses when given ``"auto"``.
 
-    :func:`block_rows_for` on CPUs for batches larger than ``UNBLOCKED_BYTES`` when
-    ``BLOCK_BY_DEFAULT``; otherwise None (two whole-batch products), and always on GPUs.
+    :func:`block_rows_for` on CPUs for batches larger than ``UNBLOCKED_BYTES``; otherwise
+    None (two whole-batch products), and always on GPUs.
     """
-    if (not BLOCK_BY_DEFAULT or platform != "cpu"
-            or batch_size * num_inputs * itemsize <= UNBLOCKED_BYTES):
+    if platform != "cpu" or batch_size * num_inputs * itemsize <= UNBLOCKED_BYTES:
         return None
     return block_rows_for(batch_size, num_inputs, itemsize)
 
