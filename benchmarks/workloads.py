@@ -84,6 +84,6 @@ def workloads(quick: bool = False, groups=GROUPS) -> list[Workload]:
             _sized("middle", "middle", 4096, 256, 4096, 2),
             *[_sized(f"sweep-d{d}", "sweep", 1024, 256, d, 2)
               for d in (64, 256, 1024, 4096, 16384, 65536)],
-            _sized("bandwidth", "bandwidth", 2048, 1024, 65536, 2),
+            _sized("bandwidth", "bandwidth", 1024, 1024, 65536, 4),
         ]
     return [w for w in sizes if w.group in groups]
