@@ -14,9 +14,8 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from benchmarks import bandwidth, coldstart, extras, machine, targets
+from benchmarks import bandwidth, coldstart, extras, machine, targets, timing
 from benchmarks.report import FORMAT, FORMAT_VERSION, make_row
-from benchmarks.timing import Candidate, measure_interleaved
 from benchmarks.workloads import GROUPS, workloads
 from wd_core import reference
 from wd_core.progress import progress_bar
@@ -39,6 +38,11 @@ class Options:
     cold_start: bool = True
     cold_start_repeats: int = 3
     quiet: bool = False
+
+    @property
+    def min_sample_s(self) -> float:
+        """Shortest sample (seconds): 50 ms, 20 ms in ``--quick`` runs."""
+        return 0.02 if self.quick else timing.MIN_SAMPLE_S
 
 
 def framework_module(name: str):
@@ -70,8 +74,8 @@ def _candidates(workload, data, device, options, cuda):
         module = framework_module(name)
         for impl in module.implementations(workload, device, options.dtype):
             prepared = impl.prepare(workload, data, options.dtype, device)
-            found.append((impl, prepared, Candidate((name, impl.name), prepared.run,
-                                                    prepared.sync)))
+            found.append((impl, prepared, timing.Candidate((name, impl.name), prepared.run,
+                                                           prepared.sync)))
     return found
 
 
@@ -85,8 +89,9 @@ def time_workload(workload, device, options, cuda, read_gbs) -> list[dict]:
     total = len(entries) * options.repeats
     with progress_bar(total, desc=f"{workload.name} {device}", unit="sample",
                       quiet=options.quiet) as bar:
-        timings = measure_interleaved([c for _, _, c in entries], options.repeats,
-                                      on_sample=lambda: bar.update(1))
+        timings = timing.measure_interleaved([c for _, _, c in entries], options.repeats,
+                                             min_sample_s=options.min_sample_s,
+                                             on_sample=lambda: bar.update(1))
     rows = []
     for impl, prepared, candidate in entries:
         matches = is_close(prepared.final_w(candidate.result), oracle.w, kind)

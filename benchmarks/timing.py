@@ -61,12 +61,9 @@ def _timed(candidate: Candidate, calls: int) -> float:
     return elapsed
 
 
-def warm_up(candidate: Candidate, min_sample_s: float = MIN_SAMPLE_S,
-            settle_s: float = 0.0) -> None:
+def warm_up(candidate: Candidate, min_sample_s: float = MIN_SAMPLE_S) -> None:
     """Time the first call (``warmup_s``), then pick ``calls`` from a second, timed call."""
-    time.sleep(settle_s)
     candidate.warmup_s = _timed(candidate, 1)
-    time.sleep(settle_s)
     once = max(_timed(candidate, 1), 1e-9)
     candidate.calls = max(1, min(MAX_CALLS, math.ceil(min_sample_s / once)))
 
@@ -80,14 +77,19 @@ def measure_interleaved(candidates, repeats: int, *, min_sample_s: float = MIN_S
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     settle_s = SETTLE_S if settle_s is None else settle_s
+    previous = [None]
+
+    def settle(candidate):
+        if previous[0] is not None and candidate.key[0] != previous[0]:
+            time.sleep(settle_s)
+        previous[0] = candidate.key[0]
+
     for candidate in candidates:
-        warm_up(candidate, min_sample_s, settle_s)
-    previous = None
+        settle(candidate)
+        warm_up(candidate, min_sample_s)
     for _ in range(repeats):
         for candidate in candidates:
-            if previous is not None and candidate.key[0] != previous:
-                time.sleep(settle_s)
-            previous = candidate.key[0]
+            settle(candidate)
             candidate.samples.append(_timed(candidate, candidate.calls) / candidate.calls)
             if on_sample is not None:
                 on_sample()
