@@ -1,9 +1,9 @@
 """Further measurements that depend on optional parts of the project.
 
-``sweep_cost``: where a backend has ``sweep`` (``wd_jax.sweep.sweep``, ``wd_torch.sweep.sweep``),
-the time of one whole chapter sweep call over ``NUM_LAMBDAS`` lambdas against the same call
-with one lambda (median over the repeats, interleaved, warm-up apart), and their ratio. A
-backend without it is listed with the reason.
+``sweep_cost``: where a backend exports ``sweep`` (``wd_jax.sweep``, ``wd_torch.sweep``), the
+time of one whole chapter sweep call over ``NUM_LAMBDAS`` lambdas against the same call with
+one lambda (median over the repeats, interleaved, warm-up apart), and their ratio. A backend
+without it is listed with the reason.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ NUM_LAMBDAS = 64
 
 def _sweep_function(backend: str):
     try:
-        module = importlib.import_module(f"wd_{backend}.sweep")
+        module = importlib.import_module(f"wd_{backend}")
     except ImportError as err:
-        return None, f"wd_{backend}.sweep is not available ({err})"
-    if not callable(getattr(module, "sweep", None)):
-        return None, f"wd_{backend}.sweep has no sweep()"
-    return module.sweep, None
+        return None, f"wd_{backend} is not available ({err})"
+    sweep = getattr(module, "sweep", None)
+    if not callable(sweep):
+        return None, f"wd_{backend} has no sweep()"
+    return sweep, None
 
 
 def sweep_cost(frameworks, device: str, repeats: int) -> list[dict]:
