@@ -31,8 +31,9 @@ from wd_core.validation import check_positive_int
 from wd_jax.device import jax_device, jax_dtype, numerics
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
-#: in the last-level cache between its two uses. 8 MiB was the fastest of 1-16 MiB for XLA's
-#: CPU kernels on the benchmark machine (2 MiB L2 in all, 32 MiB L3).
+#: in the last-level cache between its two uses. 8 MiB was the fastest of 0.5-16 MiB for XLA's
+#: CPU kernels on the benchmark machine (2 MiB L2 in all, 32 MiB L3; ``python -m
+#: benchmarks.blocks``).
 BLOCK_BYTES = 8 * 2**20
 
 #: Batches up to this many bytes are not blocked (they stay in cache anyway).

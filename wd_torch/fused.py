@@ -30,9 +30,9 @@ from wd_torch.device import torch_device, torch_dtype
 from wd_torch.models import squared_loss
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
-#: in cache between its two uses. 4 MiB was among the fastest of 0.5-16 MiB for torch's CPU
-#: kernels on the benchmark machine (2 MiB L2 in all, 32 MiB L3; ``python -m
-#: benchmarks.blocks``).
+#: in cache between its two uses (the benchmark machine: 2 MiB L2 in all, 32 MiB L3). For
+#: torch's CPU kernels blocks of 0.5-16 MiB ran within about 25% of each other there
+#: (``python -m benchmarks.blocks``); 4 MiB keeps the per-block Python loop short.
 BLOCK_BYTES = 4 * 2**20
 
 #: Batches up to this many bytes are not blocked (they stay in cache anyway).
