@@ -160,9 +160,13 @@ def test_plot_of_a_sweep_is_the_regularization_path(tmp_path):
 def test_demo_prints_the_chapter_table_and_writes_the_figures(tmp_path, capsys):
     assert main(["demo", "--figures", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    chapter, optimizers = out.split("The concise model with other optimizers")
+    rows = [line for line in chapter.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + 2 * (1 + 4)
-    assert "All 8 framework rows agree with the float64 reference" in out
+    assert "All 8 framework rows agree with the float64 reference" in chapter
+    rows = [line for line in optimizers.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 2 * 2 * (1 + 2)  # momentum SGD and AdamW x lambda 0, 3
+    assert "All 8 framework rows agree with torch.optim in float64" in optimizers
     oracle = reference.train(SyntheticData(), lambd=3.0, lr=0.01, max_epochs=10)
     assert f"{oracle.l2_penalty:.6e}" in out
     pngs = [tmp_path / "demo" / "lambda_0.png", tmp_path / "demo" / "lambda_3.png"]
@@ -242,7 +246,22 @@ def test_demo_bar_counts_framework_runs(monkeypatch, capsys):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     assert main(["demo", "--backends", "torch", "--epochs", "2", *SMALL, "--no-figures"]) == 0
     (bar,) = FakeBar.made
-    assert bar.total == bar.n == 4 and bar.kwargs["unit"] == "run"  # 2 lambdas x 2 methods
+    # 2 lambdas x 2 methods, then 2 optimizers x 2 lambdas x (torch.optim oracle + torch)
+    assert bar.total == bar.n == 4 + 8 and bar.kwargs["unit"] == "run"
+    assert "other optimizers" in capsys.readouterr().out
+    assert main(["demo", "--backends", "torch", "--epochs", "2", *SMALL, "--no-figures",
+                 "--no-optimizers"]) == 0
+    assert FakeBar.made[-1].total == FakeBar.made[-1].n == 4
+    assert "other optimizers" not in capsys.readouterr().out
+
+
+def test_demo_without_torch_says_why_the_optimizer_rows_are_missing(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "wd_torch", raising=False)
+    assert main(["demo", "--backends", "jax", "--epochs", "2", *SMALL, "--no-figures"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("optimizer rows not shown (their oracle is torch.optim): ")
+    assert "pip install 'weight-decay[torch]'" in last
 
 
 def test_no_bar_when_stdout_is_not_a_terminal(monkeypatch):

@@ -1,5 +1,8 @@
 """``weight-decay demo``: the chapter's table, every backend against the float64 reference.
 
+A second table trains the concise model with momentum SGD and with AdamW
+(:mod:`wd_core.optimizer_demo`), every backend against ``torch.optim`` in float64.
+
 It also writes the chapter's two figures (training and validation loss against the epoch for
 lambda 0 and lambda 3, the concise runs of every backend overlaid) into ``--figures`` (default
 ``results/demo/``) and prints their paths; without matplotlib it says how to install it.
@@ -17,14 +20,14 @@ from wd_core.commands.options import (
     data_from_args,
     nonnegative_float,
 )
+from wd_core.demo_table import format_table, row, verdict_line
+from wd_core.optimizer_demo import ORACLE_BACKEND, optimizer_rows, runs_per_call
 from wd_core.progress import progress_bar
-from wd_core.tolerances import TOLERANCES, is_close
 from wd_core.validation import DTYPES, METHODS
 
 CHAPTER_LAMBDAS = (0.0, 3.0)
 FIGURES_FOLDER = Path("results") / "demo"
 FIGURE_METHOD = "concise"
-COMPARED_FIELDS = ("w", "b", "train_loss", "val_loss")
 
 
 def add_parser(subparsers) -> None:
@@ -38,78 +41,42 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--figures", type=Path, default=FIGURES_FOLDER, metavar="FOLDER",
                         help=f"write the chapter's two figures here (default: {FIGURES_FOLDER}; "
                              f"created if missing)")
-    parser.add_argument("--no-figures", action="store_true", help="print the table only")
+    parser.add_argument("--no-figures", action="store_true", help="write no figures")
+    parser.add_argument("--no-optimizers", action="store_true",
+                        help="leave out the second table (momentum SGD and AdamW)")
     add_quiet_option(parser)
     parser.set_defaults(execute=execute)
 
 
-def agrees_with(history, oracle, dtype: str) -> bool:
-    """True when every compared field of ``history`` matches ``oracle`` within the tolerance
-    of ``dtype`` (``"float64"`` or the float32 whole-run entry of the table)."""
-    kind = "float64" if dtype == "float64" else "float32"
-    if history.diverged or oracle.diverged:
-        return history.diverged_epoch == oracle.diverged_epoch
-    return all(is_close(getattr(history, f), getattr(oracle, f), kind) for f in COMPARED_FIELDS)
-
-
 def chapter_rows(data, *, backends, dtype, lr, max_epochs, progress=None):
-    """One row per lambda x (reference, then backend x method): dicts for :func:`format_table`.
+    """One row per lambda x (reference, then backend x method), :mod:`wd_core.demo_table` rows.
 
     ``progress``: ``None`` or a callable called with no argument after each framework run.
     """
+    kind = "float64" if dtype == "float64" else "float32"
     rows = []
     for lambd in CHAPTER_LAMBDAS:
         oracle = reference.train(data, lambd=lambd, lr=lr, max_epochs=max_epochs)
-        rows.append(_row("reference", "float64", lambd, oracle, agrees=None))
+        rows.append(row("reference", "float64", lambd, oracle))
         for name in backends:
             backend = load_backend(name)
             for method in METHODS:
                 history = backend.train(data, method=method, lambd=lambd, lr=lr,
                                         max_epochs=max_epochs, dtype=dtype)
-                rows.append(_row(f"{name} {method}", dtype, lambd, history,
-                                 agrees=agrees_with(history, oracle, dtype)))
+                rows.append(row(f"{name} {method}", dtype, lambd, history,
+                                oracle=oracle, kind=kind))
                 if progress is not None:
                     progress()
     return rows
 
 
-def _row(name, dtype, lambd, history, agrees):
-    return {
-        "history": history,
-        "implementation": name, "dtype": dtype, "lambd": lambd,
-        "train_loss": history.train_loss[-1], "val_loss": history.val_loss[-1],
-        "l2_penalty": history.l2_penalty, "l2_norm": history.l2_norm, "agrees": agrees,
-    }
-
-
-def format_table(rows) -> str:
-    """A markdown table of :func:`chapter_rows`."""
-    lines = [
-        "| implementation | dtype | lambd | train loss | val loss | l2_penalty | l2_norm "
-        "| matches reference |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        verdict = {None: "(oracle)", True: "yes", False: "NO"}[r["agrees"]]
-        lines.append(
-            f"| {r['implementation']} | {r['dtype']} | {r['lambd']:g} | {r['train_loss']:.6e} "
-            f"| {r['val_loss']:.6e} | {r['l2_penalty']:.6e} | {r['l2_norm']:.6e} | {verdict} |"
-        )
-    return "\n".join(lines)
-
-
-def verdict_line(rows, dtype: str) -> str:
-    """The closing line: do all framework rows agree with the reference?"""
-    kind = "float64" if dtype == "float64" else "float32"
-    rtol = TOLERANCES[kind][0]
-    framework = [r for r in rows if r["agrees"] is not None]
-    failed = [r for r in framework if not r["agrees"]]
-    if failed:
-        names = ", ".join(f"{r['implementation']} (lambd={r['lambd']:g})" for r in failed)
-        return f"MISMATCH: {len(failed)} of {len(framework)} framework rows differ from the " \
-               f"float64 reference beyond rtol {rtol:g}: {names}"
-    return (f"All {len(framework)} framework rows agree with the float64 reference "
-            f"(w, b and both loss curves) within rtol {rtol:g} ({kind} tolerance).")
+def torch_optim_available() -> str | None:
+    """``None`` when the optimizer rows can run, else why not (their oracle is torch.optim)."""
+    try:
+        load_backend(ORACLE_BACKEND)
+    except ImportError as err:
+        return f"optimizer rows not shown (their oracle is torch.optim): {err}"
+    return None
 
 
 def execute(args) -> int:
@@ -119,18 +86,34 @@ def execute(args) -> int:
     for name in backends:
         load_backend(name)
     data = data_from_args(args)
+    skipped = "optimizer rows not asked for" if args.no_optimizers else torch_optim_available()
     total = len(CHAPTER_LAMBDAS) * len(backends) * len(METHODS)
+    total += 0 if skipped else runs_per_call(backends)
+    optimizer_table = []
     with progress_bar(total, desc="demo", unit="run", quiet=args.quiet) as bar:
         rows = chapter_rows(data, backends=backends, dtype=args.dtype, lr=args.lr,
                             max_epochs=args.max_epochs, progress=bar.update)
+        if not skipped:
+            optimizer_table = optimizer_rows(data, backends=backends, dtype=args.dtype,
+                                             lr=args.lr, max_epochs=args.max_epochs,
+                                             progress=bar.update)
     print(f"D2L 3.7 weight decay: {data!r}, lr={args.lr:g}, {args.max_epochs} epochs; "
           f"losses are data losses (no penalty) after the last epoch.\n")
     print(format_table(rows))
     print()
-    print(verdict_line(rows, args.dtype))
+    print(verdict_line(rows))
+    print()
+    if optimizer_table:
+        print("The concise model with other optimizers (lambd is their weight_decay on w; the "
+              "oracle is torch.optim in float64):\n")
+        print(format_table(optimizer_table, oracle_column="matches torch.optim"))
+        print()
+        print(verdict_line(optimizer_table, "torch.optim in float64"))
+    elif not args.no_optimizers:
+        print(skipped)
     if not args.no_figures:
         print(figures_line(rows, args.figures))
-    return 0 if all(r["agrees"] is not False for r in rows) else 1
+    return 0 if all(r["agrees"] is not False for r in rows + optimizer_table) else 1
 
 
 def write_figures(rows, folder) -> list[Path]:
