@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import textwrap
 
-from benchmarks.report import write_bytes_atomic
+from wd_core.atomic import write_bytes_atomic
 
 PANELS = ("cpu", "cuda")
 

@@ -20,13 +20,11 @@ final ``w`` agrees with the float64 reference run (``wd_core.tolerances``, float
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from wd_core.atomic import check_output_folder, write_text_atomic
+from wd_core.atomic import write_text_atomic
 from wd_core.history import dumps_strict
 
 FORMAT = "weight-decay/benchmark"
@@ -133,22 +131,3 @@ def format_summary(payload) -> str:
 def write_json(path, payload) -> Path:
     """Write ``payload`` atomically as strict JSON (NaN/inf refused)."""
     return write_text_atomic(path, dumps_strict(payload) + "\n")
-
-
-def write_bytes_atomic(path, data: bytes) -> Path:
-    """Like :func:`wd_core.atomic.write_text_atomic`, for bytes (the PNG)."""
-    path = check_output_folder(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path

@@ -75,3 +75,16 @@ def test_interrupted_write_leaves_the_previous_file(tmp_path, monkeypatch):
         history.to_json(path)
     assert path.read_text() == "previous"
     assert os.listdir(tmp_path) == ["run.json"]
+
+
+def test_written_files_get_the_permissions_open_would_give(tmp_path):
+    from wd_core.atomic import write_bytes_atomic, write_text_atomic
+
+    umask = os.umask(0o027)
+    try:
+        text = write_text_atomic(tmp_path / "a.json", "{}\n")
+        data = write_bytes_atomic(tmp_path / "b.png", b"\x89PNG")
+    finally:
+        os.umask(umask)
+    assert (text.read_text(), data.read_bytes()) == ("{}\n", b"\x89PNG")
+    assert oct(text.stat().st_mode & 0o777) == oct(data.stat().st_mode & 0o777) == oct(0o640)

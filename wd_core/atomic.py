@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -21,24 +22,46 @@ def check_output_folder(path) -> Path:
     return path
 
 
-def write_text_atomic(path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``.
+def _new_file_mode() -> int:
+    """The permissions ``open()`` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
-    Raises ``FileNotFoundError`` naming the folder when it does not exist.
+
+@contextmanager
+def atomic_writer(path, *, binary: bool = False):
+    """Open a temporary file beside ``path`` for writing; on a clean exit it is flushed,
+    synced, given the usual permissions (``mkstemp`` makes it 0600) and ``os.replace``d onto
+    ``path``. On any exception, ``KeyboardInterrupt`` included, it is removed and ``path`` is
+    left as it was. Raises ``FileNotFoundError`` naming the folder when it does not exist.
     """
     path = check_output_folder(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     except BaseException:
-        # KeyboardInterrupt included: never leave the temporary file behind.
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
-    return path
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_writer`); returns the path."""
+    with atomic_writer(path) as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_writer`); returns the path."""
+    with atomic_writer(path, binary=True) as handle:
+        handle.write(data)
+    return Path(path)

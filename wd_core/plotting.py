@@ -14,13 +14,10 @@ can be read back.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
 from wd_core import reference
-from wd_core.atomic import check_output_folder
+from wd_core.atomic import atomic_writer, check_output_folder
 from wd_core.sweeps import data_from_config
 
 #: Points of the ridge curve between the smallest positive lambda and the largest one.
@@ -198,25 +195,11 @@ def lines_by_gid(fig) -> dict:
 
 
 def save_figure(fig, path, *, dpi: int = 100):
-    """Write ``fig`` to ``path`` (format from the suffix, e.g. ``.png``) atomically.
-
-    The image is rendered into a temporary file in the same folder, then ``os.replace``d:
-    a reader sees the previous file or the new one. Returns the path.
+    """Write ``fig`` to ``path`` (format from the suffix, e.g. ``.png``) atomically
+    (:func:`wd_core.atomic.atomic_writer`): a reader sees the previous file or the new one.
+    Returns the path.
     """
     path = check_output_folder(path)
-    suffix = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=suffix, dpi=dpi)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an image is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_writer(path, binary=True) as handle:
+        fig.savefig(handle, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from wd_core.errors import DeviceUnavailableError
@@ -35,6 +36,15 @@ def torch_device(device) -> torch.device:
                 f"{torch.cuda.device_count()} CUDA GPU(s)"
             )
     return torch.device(name)
+
+
+def to_tensor(array, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A copy of the numpy ``array`` (any shape) as a ``dtype`` tensor on ``device``.
+
+    Always a copy (``torch.tensor``, not ``torch.as_tensor``): the data arrays are read-only
+    and must stay untouched by anything a run does in place.
+    """
+    return torch.tensor(np.asarray(array), dtype=dtype, device=device)
 
 
 def synchronize(device: torch.device) -> None:

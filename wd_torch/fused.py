@@ -26,7 +26,7 @@ import torch
 
 from wd_core.runspec import history_from_epochs, prepare_run, prepare_step
 from wd_core.validation import check_positive_int
-from wd_torch.device import torch_device, torch_dtype
+from wd_torch.device import to_tensor, torch_device, torch_dtype
 from wd_torch.models import squared_loss
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
@@ -126,8 +126,7 @@ def fused_sgd_step(w, b, X, y, *, lambd, lr, dtype="float32", device=None, block
     step = prepare_step(w, b, X, y, method="concise", lambd=lambd, lr=lr, dtype=dtype,
                         device=device)
     dev, tdtype = torch_device(step.device), torch_dtype(step.dtype)
-    w_t, b_t, X_t, y_t = (torch.as_tensor(a, dtype=tdtype, device=dev).clone()
-                          for a in (step.w, step.b, step.X, step.y))
+    w_t, b_t, X_t, y_t = (to_tensor(a, tdtype, dev) for a in (step.w, step.b, step.X, step.y))
     fused_step(w_t, b_t, X_t, y_t, step.lambd, step.lr, block_rows=block_rows)
     return (w_t.double().cpu().numpy(), b_t.double().cpu().numpy())
 
@@ -157,7 +156,7 @@ class FusedRun:
         self.block_rows = _check_block_rows(block_rows)
 
         def on_device(array, dtype=tdtype):
-            return torch.as_tensor(np.asarray(array), dtype=dtype, device=dev)
+            return to_tensor(array, dtype, dev)
 
         self._w0, self._b0 = on_device(spec.w0), on_device(spec.b0)
         self.w, self.b = self._w0.clone(), self._b0.clone()

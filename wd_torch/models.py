@@ -25,7 +25,7 @@ from torch import nn
 
 from wd_core.optimizers import check_optimizer
 from wd_core.validation import check_nonnegative_float, check_positive_int
-from wd_torch.device import torch_dtype
+from wd_torch.device import to_tensor, torch_dtype
 from wd_torch.optim import build_optimizer
 
 
@@ -57,8 +57,8 @@ class _LinearRegression(nn.Module):
         """Copy float64 numpy ``w`` (d, 1) and ``b`` (1,) into the parameters."""
         weight, bias = self._parameters_as_w_b()
         with torch.no_grad():
-            weight.copy_(torch.as_tensor(np.asarray(w).reshape(weight.shape)))
-            bias.copy_(torch.as_tensor(np.asarray(b).reshape(bias.shape)))
+            weight.copy_(to_tensor(np.reshape(w, weight.shape), weight.dtype, weight.device))
+            bias.copy_(to_tensor(np.reshape(b, bias.shape), bias.dtype, bias.device))
 
     def get_w_b(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The parameters as ``w`` (d, 1) and ``b`` (1,) views."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from wd_core.runspec import prepare_step
-from wd_torch.device import torch_device, torch_dtype
+from wd_torch.device import to_tensor, torch_device, torch_dtype
 from wd_torch.models import MODELS
 
 
@@ -23,7 +23,7 @@ def sgd_step(w, b, X, y, *, method, lambd, lr, dtype="float32", device=None):
     model.set_w_b(step.w, step.b)
     model.to(dev)
     optimizer = model.configure_optimizers()
-    X_t, y_t = (torch.as_tensor(a, dtype=tdtype, device=dev) for a in (step.X, step.y))
+    X_t, y_t = (to_tensor(a, tdtype, dev) for a in (step.X, step.y))
     loss = model.loss(model(X_t), y_t)
     optimizer.zero_grad()
     loss.backward()

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from wd_core.sweeps import histories_from_sweep, prepare_sweep
-from wd_torch.device import torch_device, torch_dtype
+from wd_torch.device import to_tensor, torch_device, torch_dtype
 
 
 def _data_loss(W, b, X, y) -> torch.Tensor:
@@ -79,7 +79,7 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     dev, tdtype = torch_device(run.device), torch_dtype(run.dtype)
 
     def on_device(array, dtype=tdtype):
-        return torch.as_tensor(np.asarray(array), dtype=dtype, device=dev)
+        return to_tensor(array, dtype, dev)
 
     count = len(spec.lambdas)
     X, y = on_device(data.X_train), on_device(data.y_train)

@@ -6,7 +6,7 @@ import torch
 
 from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
-from wd_torch.device import torch_device, torch_dtype
+from wd_torch.device import to_tensor, torch_device, torch_dtype
 from wd_torch.models import MODELS, squared_loss
 
 
@@ -42,7 +42,7 @@ def train(
     dev, tdtype = torch_device(spec.device), torch_dtype(spec.dtype)
 
     def on_device(array, dtype=tdtype):
-        return torch.as_tensor(array, dtype=dtype, device=dev)
+        return to_tensor(array, dtype, dev)
 
     X, y = on_device(data.X_train), on_device(data.y_train)
     X_val, y_val = on_device(data.X_val), on_device(data.y_val)
