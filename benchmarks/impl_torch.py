@@ -86,7 +86,8 @@ def _fused_preparer(block_rows):
 def implementations(workload, device, dtype) -> list[Implementation]:
     import numpy as np
 
-    from wd_torch.fused import UNBLOCKED_BYTES, auto_block_rows, block_rows_for
+    from wd_core.blocking import UNBLOCKED_BYTES
+    from wd_torch.fused import auto_block_rows, block_rows_for
 
     found = [
         Implementation(FRAMEWORK, "idiomatic", "autograd + torch.optim.SGD per step",

@@ -26,8 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wd_core import blocking
+from wd_core.blocking import check_block_rows
 from wd_core.runspec import history_from_epochs, prepare_run, prepare_step
-from wd_core.validation import check_positive_int
 from wd_jax.device import jax_device, jax_dtype, numerics
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
@@ -36,28 +37,16 @@ from wd_jax.device import jax_device, jax_dtype, numerics
 #: benchmarks.blocks``).
 BLOCK_BYTES = 8 * 2**20
 
-#: Batches up to this many bytes are not blocked (they stay in cache anyway).
-UNBLOCKED_BYTES = 4 * 2**20
-
 
 def block_rows_for(batch_size: int, num_inputs: int, itemsize: int) -> int:
     """Rows per block of the single-read step: as many rows as fit in ``BLOCK_BYTES``."""
-    return max(1, min(batch_size, BLOCK_BYTES // (num_inputs * itemsize)))
+    return blocking.block_rows_for(batch_size, num_inputs, itemsize, BLOCK_BYTES)
 
 
 def auto_block_rows(batch_size: int, num_inputs: int, itemsize: int, platform: str = "cpu"):
-    """The ``block_rows`` that :class:`FusedRun` uses when given ``"auto"``.
-
-    :func:`block_rows_for` on CPUs for batches larger than ``UNBLOCKED_BYTES``; otherwise
-    None (two whole-batch products), and always on GPUs.
-    """
-    if platform != "cpu" or batch_size * num_inputs * itemsize <= UNBLOCKED_BYTES:
-        return None
-    return block_rows_for(batch_size, num_inputs, itemsize)
-
-
-def _check_block_rows(block_rows):
-    return None if block_rows is None else check_positive_int("block_rows", block_rows)
+    """The ``block_rows`` that :class:`FusedRun` uses when given ``"auto"``: the single-read
+    step on CPUs for batches over ``wd_core.blocking.UNBLOCKED_BYTES``, else None."""
+    return blocking.auto_block_rows(batch_size, num_inputs, itemsize, platform, BLOCK_BYTES)
 
 
 def _block_sums(w, b, Xb, yb):
@@ -122,7 +111,7 @@ def fused_sgd_step(w, b, X, y, *, lambd, lr, dtype="float32", device=None, block
     """
     step = prepare_step(w, b, X, y, method="concise", lambd=lambd, lr=lr, dtype=dtype,
                         device=device)
-    block_rows = _check_block_rows(block_rows)
+    block_rows = check_block_rows(block_rows)
     dev = jax_device(step.device)
     with numerics(step.dtype):
         jdtype = jax_dtype(step.dtype)
@@ -183,7 +172,7 @@ class FusedRun:
         if block_rows == "auto":
             block_rows = auto_block_rows(data.batch_size, data.num_inputs, itemsize,
                                          dev.platform)
-        self.block_rows = _check_block_rows(block_rows)
+        self.block_rows = check_block_rows(block_rows)
         with numerics(spec.dtype):
             jdtype = jax_dtype(spec.dtype)
 

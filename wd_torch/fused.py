@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from wd_core import blocking
+from wd_core.blocking import check_block_rows
 from wd_core.runspec import history_from_epochs, prepare_run, prepare_step
-from wd_core.validation import check_positive_int
 from wd_torch.device import to_tensor, torch_device, torch_dtype
 from wd_torch.models import squared_loss
 
@@ -35,28 +36,16 @@ from wd_torch.models import squared_loss
 #: (``python -m benchmarks.blocks``); 4 MiB keeps the per-block Python loop short.
 BLOCK_BYTES = 4 * 2**20
 
-#: Batches up to this many bytes are not blocked (they stay in cache anyway).
-UNBLOCKED_BYTES = 4 * 2**20
-
 
 def block_rows_for(batch_size: int, num_inputs: int, itemsize: int) -> int:
     """Rows per block of the single-read step: as many rows as fit in ``BLOCK_BYTES``."""
-    return max(1, min(batch_size, BLOCK_BYTES // (num_inputs * itemsize)))
+    return blocking.block_rows_for(batch_size, num_inputs, itemsize, BLOCK_BYTES)
 
 
 def auto_block_rows(batch_size: int, num_inputs: int, itemsize: int, platform: str = "cpu"):
-    """The ``block_rows`` that :class:`FusedRun` uses when given ``"auto"``.
-
-    :func:`block_rows_for` on CPUs for batches larger than ``UNBLOCKED_BYTES``; otherwise
-    None (two whole-batch products), and always on GPUs.
-    """
-    if platform != "cpu" or batch_size * num_inputs * itemsize <= UNBLOCKED_BYTES:
-        return None
-    return block_rows_for(batch_size, num_inputs, itemsize)
-
-
-def _check_block_rows(block_rows):
-    return None if block_rows is None else check_positive_int("block_rows", block_rows)
+    """The ``block_rows`` that :class:`FusedRun` uses when given ``"auto"``: the single-read
+    step on CPUs for batches over ``wd_core.blocking.UNBLOCKED_BYTES``, else None."""
+    return blocking.auto_block_rows(batch_size, num_inputs, itemsize, platform, BLOCK_BYTES)
 
 
 def _step_whole_(w, b, Xb, yb, decay, scale):
@@ -106,7 +95,7 @@ def fused_step(w, b, X, y, lambd, lr, *, block_rows=None):
     ``b <- b - lr * mean(r)``, ``r = X w + b - y``, computed in that dtype without autograd.
     ``block_rows``: None or the rows per block of the single-read step.
     """
-    block_rows = _check_block_rows(block_rows)
+    block_rows = check_block_rows(block_rows)
     decay, scale = 1.0 - lr * lambd, lr / X.shape[0]
     with torch.no_grad():
         if block_rows is None or block_rows >= X.shape[0]:
@@ -153,7 +142,7 @@ class FusedRun:
         if block_rows == "auto":
             block_rows = auto_block_rows(data.batch_size, data.num_inputs,
                                          np.dtype(spec.dtype).itemsize, dev.type)
-        self.block_rows = _check_block_rows(block_rows)
+        self.block_rows = check_block_rows(block_rows)
 
         def on_device(array, dtype=tdtype):
             return to_tensor(array, dtype, dev)
