@@ -16,7 +16,12 @@
 
 from __future__ import annotations
 
-from benchmarks.implementation import Implementation, Prepared, no_sync
+from benchmarks.implementation import (
+    Implementation,
+    Prepared,
+    fused_implementations,
+    train_implementation,
+)
 
 FRAMEWORK = "jax"
 
@@ -82,16 +87,6 @@ def _prepare_idiomatic(workload, data, dtype, device, gather_on_device):
                     final_w=lambda params: np.asarray(params["w"], dtype=np.float64))
 
 
-def _prepare_train(workload, data, dtype, device):
-    import wd_jax
-
-    def run():
-        return wd_jax.train(data, method="concise", lambd=workload.lambd, lr=workload.lr,
-                            max_epochs=workload.epochs, dtype=dtype, device=device)
-
-    return Prepared(run=run, sync=no_sync, final_w=lambda history: history.w)
-
-
 def _fused_preparer(block_rows):
     def prepare(workload, data, dtype, device):
         import jax
@@ -109,31 +104,11 @@ def _fused_preparer(block_rows):
 
 
 def implementations(workload, device, dtype) -> list[Implementation]:
-    import numpy as np
-
-    from wd_core.blocking import UNBLOCKED_BYTES
-    from wd_jax.fused import auto_block_rows, block_rows_for
-
     found = [
         Implementation(FRAMEWORK, "idiomatic", "jitted optax step, host numpy batches",
                        _idiomatic_preparer(False)),
         Implementation(FRAMEWORK, "idiomatic-device", "jitted optax step, X[rows] on device",
                        _idiomatic_preparer(True)),
-        Implementation(FRAMEWORK, "train", "wd_jax.train() whole call", _prepare_train),
-        Implementation(FRAMEWORK, "fused", "wd_jax.fused.FusedRun.run()",
-                       _fused_preparer("auto")),
+        train_implementation(FRAMEWORK),
     ]
-    platform = "cpu" if device == "cpu" else "gpu"
-    platform = "cpu" if device == "cpu" else "gpu"
-    itemsize = np.dtype(dtype).itemsize
-    B, d = workload.batch_size, workload.num_inputs
-    if platform == "cpu" and B * d * itemsize > UNBLOCKED_BYTES:
-        if auto_block_rows(B, d, itemsize, platform) is None:
-            found.append(Implementation(FRAMEWORK, "fused-blocked",
-                                        "FusedRun(block_rows=block_rows_for(...)).run()",
-                                        _fused_preparer(block_rows_for(B, d, itemsize))))
-        else:
-            found.append(Implementation(FRAMEWORK, "fused-unblocked",
-                                        "FusedRun(block_rows=None).run()",
-                                        _fused_preparer(None)))
-    return found
+    return found + fused_implementations(FRAMEWORK, workload, device, dtype, _fused_preparer)

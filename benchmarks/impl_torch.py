@@ -13,7 +13,12 @@
 
 from __future__ import annotations
 
-from benchmarks.implementation import Implementation, Prepared, no_sync
+from benchmarks.implementation import (
+    Implementation,
+    Prepared,
+    fused_implementations,
+    train_implementation,
+)
 
 FRAMEWORK = "torch"
 
@@ -59,16 +64,6 @@ def _prepare_idiomatic(workload, data, dtype, device):
     return Prepared(run=run, sync=lambda _: synchronize(dev), final_w=final_w)
 
 
-def _prepare_train(workload, data, dtype, device):
-    import wd_torch
-
-    def run():
-        return wd_torch.train(data, method="concise", lambd=workload.lambd, lr=workload.lr,
-                              max_epochs=workload.epochs, dtype=dtype, device=device)
-
-    return Prepared(run=run, sync=no_sync, final_w=lambda history: history.w)
-
-
 def _fused_preparer(block_rows):
     def prepare(workload, data, dtype, device):
         from wd_torch.device import synchronize
@@ -84,28 +79,9 @@ def _fused_preparer(block_rows):
 
 
 def implementations(workload, device, dtype) -> list[Implementation]:
-    import numpy as np
-
-    from wd_core.blocking import UNBLOCKED_BYTES
-    from wd_torch.fused import auto_block_rows, block_rows_for
-
     found = [
         Implementation(FRAMEWORK, "idiomatic", "autograd + torch.optim.SGD per step",
                        _prepare_idiomatic),
-        Implementation(FRAMEWORK, "train", "wd_torch.train() whole call", _prepare_train),
-        Implementation(FRAMEWORK, "fused", "wd_torch.fused.FusedRun.run()",
-                       _fused_preparer("auto")),
+        train_implementation(FRAMEWORK),
     ]
-    platform = "cpu" if device == "cpu" else "gpu"
-    itemsize = np.dtype(dtype).itemsize
-    B, d = workload.batch_size, workload.num_inputs
-    if platform == "cpu" and B * d * itemsize > UNBLOCKED_BYTES:
-        if auto_block_rows(B, d, itemsize, platform) is None:
-            found.append(Implementation(FRAMEWORK, "fused-blocked",
-                                        "FusedRun(block_rows=block_rows_for(...)).run()",
-                                        _fused_preparer(block_rows_for(B, d, itemsize))))
-        else:
-            found.append(Implementation(FRAMEWORK, "fused-unblocked",
-                                        "FusedRun(block_rows=None).run()",
-                                        _fused_preparer(None)))
-    return found
+    return found + fused_implementations(FRAMEWORK, workload, device, dtype, _fused_preparer)

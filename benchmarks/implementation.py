@@ -7,7 +7,12 @@ to the device, building models and optimizers) and returns a :class:`Prepared` w
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+
+import numpy as np
+
+from wd_core.blocking import UNBLOCKED_BYTES
 
 
 @dataclass
@@ -33,3 +38,41 @@ class Implementation:
 def no_sync(result):
     """``sync`` for results that are already on the host."""
     return result
+
+
+def train_implementation(framework: str) -> Implementation:
+    """The project's whole ``wd_<framework>.train(method="concise")`` call (moving the data,
+    per-epoch losses on both sets and the History included)."""
+
+    def prepare(workload, data, dtype, device):
+        backend = importlib.import_module(f"wd_{framework}")
+
+        def run():
+            return backend.train(data, method="concise", lambd=workload.lambd, lr=workload.lr,
+                                 max_epochs=workload.epochs, dtype=dtype, device=device)
+
+        return Prepared(run=run, sync=no_sync, final_w=lambda history: history.w)
+
+    return Implementation(framework, "train", f"wd_{framework}.train() whole call", prepare)
+
+
+def fused_implementations(framework: str, workload, device: str, dtype: str,
+                          fused_preparer) -> list[Implementation]:
+    """``fused`` (``FusedRun`` with ``block_rows="auto"``) and, for CPU batches larger than
+    ``UNBLOCKED_BYTES``, the other choice (``fused-unblocked`` or ``fused-blocked``), to show
+    what blocking gains or costs. ``fused_preparer(block_rows)`` returns a ``prepare``."""
+    fused = importlib.import_module(f"wd_{framework}.fused")
+    found = [Implementation(framework, "fused", f"wd_{framework}.fused.FusedRun.run()",
+                            fused_preparer("auto"))]
+    itemsize = np.dtype(dtype).itemsize
+    B, d = workload.batch_size, workload.num_inputs
+    if device != "cpu" or B * d * itemsize <= UNBLOCKED_BYTES:
+        return found
+    if fused.auto_block_rows(B, d, itemsize, "cpu") is None:
+        found.append(Implementation(framework, "fused-blocked",
+                                    "FusedRun(block_rows=block_rows_for(...)).run()",
+                                    fused_preparer(fused.block_rows_for(B, d, itemsize))))
+    else:
+        found.append(Implementation(framework, "fused-unblocked",
+                                    "FusedRun(block_rows=None).run()", fused_preparer(None)))
+    return found
