@@ -10,6 +10,8 @@ from benchmarks import machine
 from benchmarks.report import format_summary, format_table, format_targets, write_json
 from benchmarks.runner import DEVICES, FRAMEWORKS, Options, run
 from benchmarks.workloads import GROUPS
+from wd_core.cli import OneLineParser, run_guarded
+from wd_core.commands.options import positive_int
 
 DEFAULT_OUT_DIR = Path("benchmarks") / "results"
 
@@ -26,21 +28,11 @@ def _names(accepted):
     return parse
 
 
-def _repeats(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options (shared with ``weight-decay bench``)."""
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and fewer processes: under a minute")
-    parser.add_argument("--repeats", type=_repeats, default=None,
+    parser.add_argument("--repeats", type=positive_int, default=None,
                         help="timed samples per implementation (default 7, quick 5)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--frameworks", type=_names(FRAMEWORKS), default=FRAMEWORKS,
@@ -58,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m benchmarks",
         description="Time SGD with weight decay: idiomatic loops, train(), fused paths; "
                     "CPU and CUDA; against the measured memory bandwidth.")
@@ -101,5 +93,7 @@ def execute(args, argv=None) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return execute(args, argv=sys.argv if argv is None else argv)
+    """``python -m benchmarks``: bad input is one line on stderr and exit status 2."""
+    recorded = sys.argv if argv is None else argv
+    return run_guarded(build_parser(), argv, lambda args: execute(args, argv=recorded),
+                       prog="python -m benchmarks")

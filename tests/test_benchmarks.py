@@ -139,3 +139,15 @@ def test_file_stem_names_device_and_machine():
     assert cli.file_stem(payload, quick=False) == "cpu-amd-epyc-9b45-2cpu"
     assert cli.file_stem(payload, quick=True).endswith("-quick")
     assert chapter().name == "chapter"
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--repeats", "0"], "'0' is not an integer >= 1"),
+    (["--frameworks", "mxnet"], "mxnet"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_input_is_one_line_and_status_2(argv, named, capsys):
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("python -m benchmarks: error: ") and named in captured.err

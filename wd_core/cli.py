@@ -40,23 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run the command line; return the exit status (0 ok, 2 bad input, others per command)."""
-    parser = build_parser()
+    return run_guarded(build_parser(), argv, lambda args: args.execute(args))
+
+
+def run_guarded(parser: argparse.ArgumentParser, argv, execute, prog: str = "weight-decay"):
+    """Parse ``argv`` with ``parser`` (a :class:`OneLineParser`) and return ``execute(args)``.
+
+    Bad input (a usage error, ``ValueError``, ``TypeError``, ``ImportError``, ``OSError``,
+    :class:`DeviceUnavailableError`) prints one line ``<prog>: error: ...`` on stderr and
+    returns 2; Ctrl-C prints ``<prog>: interrupted`` and returns 130.
+    """
     try:
-        args = parser.parse_args(argv)
-        return args.execute(args)
-    except UsageError as err:
-        return _fail(str(err))
-    except (ValueError, TypeError, ImportError, OSError, DeviceUnavailableError) as err:
-        return _fail(str(err))
+        return execute(parser.parse_args(argv))
+    except (UsageError, ValueError, TypeError, ImportError, OSError,
+            DeviceUnavailableError) as err:
+        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("weight-decay: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-
-
-def _fail(message: str) -> int:
-    first_line = " ".join(message.split())
-    print(f"weight-decay: error: {first_line}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":
