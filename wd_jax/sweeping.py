@@ -17,21 +17,18 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from wd_core.sweeps import histories_from_sweep, prepare_sweep
-from wd_jax.device import jax_device, jax_dtype, numerics
-from wd_jax.models import MODELS, squared_loss
-
-#: Where the compiled sweep reports finished epochs while a ``sweep(progress=...)`` call
-#: runs. A module variable, not a context variable: JAX calls back from its own thread.
-_progress_sink = {"callable": None}
-
-
-def _report_epoch(epoch) -> None:
-    sink = _progress_sink["callable"]
-    if sink is not None:
-        sink(int(epoch))
+from wd_jax.device import jax_device, numerics
+from wd_jax.epochs import (
+    data_on_device,
+    epoch_function,
+    fetch,
+    hyper_on_device,
+    report_epoch,
+    reporting_to,
+)
+from wd_jax.models import MODELS
 
 
 @functools.partial(jax.jit, static_argnames=("method", "report_progress"))
@@ -52,23 +49,8 @@ def _compiled_sweep(method, params, X, y, X_val, y_val, full, last, lambdas, lr,
 
     def one_epoch(carry, lambd, full_batches, last_batch):
         """One lambda's epoch: the chapter's steps, then the losses on both sets."""
-        model = model_for(lambd)
-        optimizer = model.configure_optimizers()
-        loss_grad = jax.grad(model.loss)
-
-        def step(carry, rows):
-            params, opt_state = carry
-            grads = loss_grad(params, X[rows], y[rows])
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), None
-
-        carry, _ = jax.lax.scan(step, carry, full_batches)
-        if last_batch.shape[0]:  # static: the ragged batch exists in every epoch or none
-            carry, _ = step(carry, last_batch)
-        params = carry[0]
-        losses = (squared_loss(model.forward(params, X), y),
-                  squared_loss(model.forward(params, X_val), y_val))
-        return carry, (params["w"], params["b"], *losses)
+        run_epoch = epoch_function(model_for(lambd), X, y, X_val, y_val)
+        return run_epoch(carry, full_batches, last_batch)
 
     every_lambda = jax.vmap(one_epoch, in_axes=(0, 0, None, None))
 
@@ -76,7 +58,7 @@ def _compiled_sweep(method, params, X, y, X_val, y_val, full, last, lambdas, lr,
         index, (full_batches, last_batch) = inputs
         carry, outputs = every_lambda(carry, lambdas, full_batches, last_batch)
         if report_progress:  # outside the vmap: one call per epoch, not one per lambda
-            jax.debug.callback(_report_epoch, index, ordered=True)
+            report_epoch(index)
         return carry, outputs
 
     count = lambdas.shape[0]
@@ -107,11 +89,8 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     spec = prepare_sweep(data, lambdas=lambdas, method=method, lr=lr, max_epochs=max_epochs,
                          init=init, dtype=dtype, device=device)
     dev = jax_device(spec.run.device)
-    previous, _progress_sink["callable"] = _progress_sink["callable"], progress
-    try:
+    with reporting_to(progress):
         per_epoch = _sweep_on(spec, data, dev, progress)
-    finally:
-        _progress_sink["callable"] = previous
     # (E, L, ...) -> (L, E, ...): lambda first, as histories_from_sweep expects.
     return histories_from_sweep(spec, "jax", *(np.swapaxes(a, 0, 1) for a in per_epoch))
 
@@ -119,21 +98,11 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
 def _sweep_on(spec, data, dev, progress):
     run = spec.run
     with numerics(run.dtype):
-        jdtype = jax_dtype(run.dtype)
-
-        def on_device(array, dtype=jdtype):
-            return jax.device_put(np.asarray(array, dtype=dtype), dev)
-
         model = MODELS[run.method](data.num_inputs, lambd=0.0, lr=run.lr, dtype=run.dtype)
         params = jax.device_put(model.set_w_b(run.w0, run.b0), dev)
-        full, last = (on_device(a, np.int32) for a in data.batch_schedule(run.max_epochs))
         per_epoch = _compiled_sweep(
-            run.method, params,
-            on_device(data.X_train), on_device(data.y_train),
-            on_device(data.X_val), on_device(data.y_val),
-            full, last, on_device(spec.lambdas), on_device(run.lr),
+            run.method, params, *data_on_device(data, run, dev),
+            hyper_on_device(spec.lambdas, run, dev), hyper_on_device(run.lr, run, dev),
             report_progress=progress is not None,
         )
-        per_epoch = [np.asarray(a) for a in jax.device_get(per_epoch)]
-        jax.effects_barrier()
-    return per_epoch
+        return fetch(per_epoch)

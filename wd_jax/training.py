@@ -9,28 +9,23 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 
 from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
-from wd_jax.device import jax_device, jax_dtype, numerics
-from wd_jax.models import MODELS, squared_loss
+from wd_jax.device import jax_device, numerics
+from wd_jax.epochs import (
+    data_on_device,
+    epoch_function,
+    fetch,
+    hyper_on_device,
+    report_epoch,
+    reporting_to,
+)
+from wd_jax.models import MODELS
 
 #: How many times each method's run was traced (compiled); a repeated call with the same
 #: shapes and dtypes does not add to it.
 TRACE_COUNTS: collections.Counter = collections.Counter()
-
-
-#: Where the compiled run reports finished epochs while a ``train(progress=...)`` call runs.
-#: A module variable, not a context variable: JAX calls back from its own thread.
-_progress_sink = {"callable": None}
-
-
-def _report_epoch(epoch) -> None:
-    sink = _progress_sink["callable"]
-    if sink is not None:
-        sink(int(epoch))
 
 
 @functools.partial(jax.jit, static_argnames=("method", "report_progress", "optimizer"))
@@ -51,31 +46,18 @@ def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr,
     TRACE_COUNTS[method] += 1
     model = MODELS[method](X.shape[1], lambd=lambd, lr=lr, dtype=X.dtype.name,
                            optimizer=optimizer)
-    transform = model.configure_optimizers()
-    loss_grad = jax.grad(model.loss)
-
-    def step(carry, rows):
-        params, opt_state = carry
-        grads = loss_grad(params, X[rows], y[rows])
-        updates, opt_state = transform.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
+    run_epoch = epoch_function(model, X, y, X_val, y_val)
 
     def epoch(carry, inputs):
         index, (full_batches, last_batch) = inputs
-        carry, _ = jax.lax.scan(step, carry, full_batches)
-        if last_batch.shape[0]:  # static: the ragged batch exists in every epoch or none
-            carry, _ = step(carry, last_batch)
-        params = carry[0]
-        losses = (
-            squared_loss(model.forward(params, X), y),
-            squared_loss(model.forward(params, X_val), y_val),
-        )
+        carry, outputs = run_epoch(carry, full_batches, last_batch)
         if report_progress:
-            jax.debug.callback(_report_epoch, index, ordered=True)
-        return carry, (params["w"], params["b"], *losses)
+            report_epoch(index)
+        return carry, outputs
 
     epochs = jnp.arange(full.shape[0])
-    _, per_epoch = jax.lax.scan(epoch, (params, transform.init(params)), (epochs, (full, last)))
+    start = (params, model.configure_optimizers().init(params))
+    _, per_epoch = jax.lax.scan(epoch, start, (epochs, (full, last)))
     return per_epoch
 
 
@@ -111,11 +93,8 @@ def train(
     )
     optimizer_spec = check_optimizer(optimizer)
     dev = jax_device(spec.device)
-    previous, _progress_sink["callable"] = _progress_sink["callable"], progress
-    try:
+    with reporting_to(progress):
         history = _train_on(spec, data, dev, progress, optimizer_spec)
-    finally:
-        _progress_sink["callable"] = previous
     if optimizer_spec is not None:
         history.config["optimizer"] = optimizer_spec.to_config()
     return history
@@ -123,22 +102,12 @@ def train(
 
 def _train_on(spec, data, dev, progress, optimizer_spec=None):
     with numerics(spec.dtype):
-        jdtype = jax_dtype(spec.dtype)
-
-        def on_device(array, dtype=jdtype):
-            return jax.device_put(np.asarray(array, dtype=dtype), dev)
-
         model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr,
                                     dtype=spec.dtype)
         params = jax.device_put(model.set_w_b(spec.w0, spec.b0), dev)
-        full, last = (on_device(a, np.int32) for a in data.batch_schedule(spec.max_epochs))
         per_epoch = _compiled_run(
-            spec.method, params,
-            on_device(data.X_train), on_device(data.y_train),
-            on_device(data.X_val), on_device(data.y_val),
-            full, last, on_device(spec.lambd), on_device(spec.lr),
+            spec.method, params, *data_on_device(data, spec, dev),
+            hyper_on_device(spec.lambd, spec, dev), hyper_on_device(spec.lr, spec, dev),
             report_progress=progress is not None, optimizer=optimizer_spec,
         )
-        per_epoch = [np.asarray(a) for a in jax.device_get(per_epoch)]
-        jax.effects_barrier()
-    return history_from_epochs(spec, "jax", *per_epoch)
+        return history_from_epochs(spec, "jax", *fetch(per_epoch))

@@ -1,0 +1,96 @@
+"""What a compiled run and a compiled sweep share: the epoch, the data on the device and the
+per-epoch progress report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import numpy as np
+import optax
+
+from wd_jax.device import jax_dtype
+from wd_jax.models import squared_loss
+
+#: Where a compiled program reports finished epochs while a ``progress=`` call runs. A module
+#: variable, not a context variable: JAX calls back from its own thread.
+_progress_sink = {"callable": None}
+
+
+def _deliver_epoch(epoch) -> None:
+    sink = _progress_sink["callable"]
+    if sink is not None:
+        sink(int(epoch))
+
+
+@contextlib.contextmanager
+def reporting_to(progress):
+    """Within the block, :func:`report_epoch` calls ``progress(epoch)`` (None: nothing)."""
+    previous, _progress_sink["callable"] = _progress_sink["callable"], progress
+    try:
+        yield
+    finally:
+        _progress_sink["callable"] = previous
+
+
+def report_epoch(index) -> None:
+    """Inside compiled code: report that epoch ``index`` (a traced int) has finished."""
+    jax.debug.callback(_deliver_epoch, index, ordered=True)
+
+
+def epoch_function(model, X, y, X_val, y_val):
+    """The chapter's epoch for ``model`` (a :mod:`wd_jax.models` model), to trace.
+
+    Returns ``run_epoch(carry, full_batches, last_batch) -> (carry, outputs)`` where
+    ``carry = (params, opt_state)``, ``full_batches`` (S, B) and ``last_batch`` (r,) are row
+    indices into ``X`` (n, d) and ``y`` (n, 1), and ``outputs = (w (d, 1), b (1,),
+    train_loss, val_loss)`` after the epoch (data losses on ``X, y`` and ``X_val, y_val``).
+    One step is ``optax.apply_updates(params, optimizer.update(jax.grad(model.loss), ...))``.
+    """
+    optimizer = model.configure_optimizers()
+    loss_grad = jax.grad(model.loss)
+
+    def step(carry, rows):
+        params, opt_state = carry
+        grads = loss_grad(params, X[rows], y[rows])
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    def run_epoch(carry, full_batches, last_batch):
+        carry, _ = jax.lax.scan(step, carry, full_batches)
+        if last_batch.shape[0]:  # static: the ragged batch exists in every epoch or none
+            carry, _ = step(carry, last_batch)
+        params = carry[0]
+        losses = (squared_loss(model.forward(params, X), y),
+                  squared_loss(model.forward(params, X_val), y_val))
+        return carry, (params["w"], params["b"], *losses)
+
+    return run_epoch
+
+
+def data_on_device(data, spec, device):
+    """``(X, y, X_val, y_val, full, last)`` of ``data`` on ``device``: the arrays in the
+    run's dtype, the batch order of ``spec.max_epochs`` epochs (``SyntheticData.
+    batch_schedule``) as int32. Call inside ``numerics(spec.dtype)``."""
+    dtype = jax_dtype(spec.dtype)
+
+    def put(array, as_type=dtype):
+        return jax.device_put(np.asarray(array, dtype=as_type), device)
+
+    arrays = (data.X_train, data.y_train, data.X_val, data.y_val)
+    return (*(put(a) for a in arrays),
+            *(put(a, np.int32) for a in data.batch_schedule(spec.max_epochs)))
+
+
+def hyper_on_device(value, spec, device):
+    """A hyper-parameter (``lr``, ``lambd`` or the (L,) lambdas of a sweep) in the run's
+    dtype on ``device``: passed traced, so new values do not recompile."""
+    return jax.device_put(np.asarray(value, dtype=jax_dtype(spec.dtype)), device)
+
+
+def fetch(per_epoch) -> list[np.ndarray]:
+    """The compiled program's outputs as numpy, after every progress report has run."""
+    arrays = [np.asarray(a) for a in jax.device_get(per_epoch)]
+    jax.effects_barrier()
+    return arrays
