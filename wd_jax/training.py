@@ -41,22 +41,33 @@ def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr,
         optimizer: ``None`` or a hashable :class:`wd_core.optimizers.OptimizerSpec` (static:
             a new spec compiles once more; ``lambd`` and ``lr`` stay traced).
 
-    Returns per-epoch ``(w (E, d, 1), b (E, 1), train_loss (E,), val_loss (E,))``.
+    Returns per-epoch ``(w (E, d, 1), b (E, 1), train_loss (E,), val_loss (E,))``. After the
+    first epoch whose loss is NaN or infinite (a diverged run) the remaining epochs are
+    skipped: their losses are NaN and ``history_from_epochs`` drops them.
     """
     TRACE_COUNTS[method] += 1
     model = MODELS[method](X.shape[1], lambd=lambd, lr=lr, dtype=X.dtype.name,
                            optimizer=optimizer)
     run_epoch = epoch_function(model, X, y, X_val, y_val)
 
+    def skip_epoch(carry, full_batches, last_batch):
+        params = carry[0]
+        nan = jnp.full((), jnp.nan, X.dtype)
+        return carry, (params["w"], params["b"], nan, nan)
+
     def epoch(carry, inputs):
+        """Runs the epoch unless an earlier one diverged (then it is skipped)."""
+        state, stopped = carry
         index, (full_batches, last_batch) = inputs
-        carry, outputs = run_epoch(carry, full_batches, last_batch)
+        state, outputs = jax.lax.cond(stopped, skip_epoch, run_epoch,
+                                      state, full_batches, last_batch)
+        stopped = stopped | ~(jnp.isfinite(outputs[2]) & jnp.isfinite(outputs[3]))
         if report_progress:
             report_epoch(index)
-        return carry, outputs
+        return (state, stopped), outputs
 
     epochs = jnp.arange(full.shape[0])
-    start = (params, model.configure_optimizers().init(params))
+    start = ((params, model.configure_optimizers().init(params)), jnp.array(False))
     _, per_epoch = jax.lax.scan(epoch, start, (epochs, (full, last)))
     return per_epoch
 
@@ -85,7 +96,8 @@ def train(
             ``config`` then has an ``"optimizer"`` entry (``OptimizerSpec.to_config()``).
 
     The run is compiled once per (method, shapes, dtype); ``lambd`` and ``lr`` are traced,
-    so a sweep over them does not recompile.
+    so a sweep over them does not recompile. A run whose loss becomes NaN or infinite skips
+    every later epoch; the History marks it (``diverged``).
     """
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,

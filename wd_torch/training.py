@@ -32,7 +32,8 @@ def train(
             has an ``"optimizer"`` entry (``OptimizerSpec.to_config()``).
 
     The data are moved to the device once; per-epoch losses are data losses on the whole
-    training and validation sets, computed in ``dtype`` on the device.
+    training and validation sets, computed in ``dtype`` on the device. A run whose loss
+    becomes NaN or infinite stops after that epoch; the History marks it (``diverged``).
     """
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
@@ -71,6 +72,8 @@ def train(
             val_loss.append(squared_loss(model(X_val), y_val))
         if progress is not None:
             progress(epoch)
+        if not torch.isfinite(train_loss[-1] + val_loss[-1]):
+            break  # diverged: history_from_epochs marks this epoch
     per_epoch = (torch.stack(a).cpu().numpy() for a in (epoch_w, epoch_b, train_loss, val_loss))
     history = history_from_epochs(spec, "torch", *per_epoch)
     if optimizer_spec is not None:
