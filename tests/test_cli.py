@@ -155,6 +155,31 @@ def test_plot_of_a_sweep_is_the_regularization_path(tmp_path):
     assert "ridge" in lines
 
 
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--optimizer", "sgd", "--momentum", "0.5", "--nesterov"],
+     {"family": "sgd", "momentum": 0.5, "nesterov": True}),
+    (["--optimizer", "adamw", "--betas", "0.8,0.99"], {"family": "adamw", "betas": (0.8, 0.99)}),
+])
+def test_run_with_an_optimizer_matches_torch_optim(tmp_path, capsys, backend, argv, expected):
+    from wd_core.optimizers import OptimizerSpec
+    from wd_core.tolerances import assert_close
+
+    wd_torch = pytest.importorskip("wd_torch")
+    out = tmp_path / "run.json"
+    assert main(["run", "--backend", backend, "--lambd", "3", "--epochs", "3", *SMALL, *argv,
+                 "--out", str(out)]) == 0
+    history = History.from_json(out)
+    spec = OptimizerSpec(**expected)
+    assert history.config["optimizer"] == spec.to_config()
+    assert spec.label() in capsys.readouterr().out
+    oracle = wd_torch.train(SMALL_DATA, method="concise", lambd=3.0, lr=0.01, max_epochs=3,
+                            dtype="float64", optimizer=spec)  # torch.optim itself, float64
+    kind = "float32_adam" if spec.family == "adamw" else "float32"
+    assert_close(history.epoch_w, oracle.epoch_w, kind)
+    assert_close(history.train_loss, oracle.train_loss, kind)
+
+
 # ---- demo ----------------------------------------------------------------------------------
 
 def test_demo_prints_the_chapter_table_and_writes_the_figures(tmp_path, capsys):
@@ -338,6 +363,16 @@ def test_ctrl_c_during_training_leaves_no_file(tmp_path):
                                                                     "> 0"),
         (["sweep", "--backend", "jax", "--num", "4", "--lambdas", "1"], "not allowed with"),
         (["run", "--backend", "jax", "--epochs", "0"], "'0' is not an integer >= 1"),
+        (["run", "--backend", "jax", "--momentum", "0.9"], "--momentum needs --optimizer"),
+        (["run", "--backend", "jax", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+        (["run", "--backend", "torch", "--optimizer", "adamw", "--momentum", "0.9"],
+         "momentum=0.9 does not apply to optimizer family 'adamw'"),
+        (["run", "--backend", "torch", "--optimizer", "adam", "--betas", "0.9"],
+         "'0.9' is not two numbers b1,b2"),
+        (["run", "--backend", "jax", "--optimizer", "adam", "--betas", "0.9,1.5"],
+         "betas[1] must be a finite number >= 0 and < 1, got 1.5"),
+        (["run", "--backend", "jax", "--optimizer", "sgd", "--nesterov"],
+         "nesterov=True requires momentum > 0"),
         (["sweep", "--backend", "torch", "--epochs", "0"], "'0' is not an integer >= 1"),
         (["run", "--backend", "jax", "--dtype", "float16"], "invalid choice: 'float16'"),
         (["sweep", "--backend", "torch", "--dtype", "float16"], "invalid choice: 'float16'"),

@@ -31,7 +31,8 @@ FIGURE_METHOD = "concise"
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="print the chapter's table (lambda 0 and 3)")
+    parser = subparsers.add_parser(
+        "demo", help="the chapter's table (lambda 0 and 3), then momentum SGD and AdamW")
     parser.add_argument("--backends", default=",".join(BACKENDS),
                         help="comma-separated, from: torch, jax (default: both)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")

@@ -90,6 +90,48 @@ def add_training_options(parser: argparse.ArgumentParser, *, backend_required=Tr
     add_quiet_option(parser)
 
 
+def add_optimizer_options(parser: argparse.ArgumentParser) -> None:
+    """``--optimizer`` and its hyper-parameters (torch's names and defaults)."""
+    from wd_core.optimizers import FAMILIES
+
+    group = parser.add_argument_group(
+        "optimizer", "train with another torch.optim optimizer (and its optax twin); lr and "
+        "--lambd stay the learning rate and the weight decay of w")
+    group.add_argument("--optimizer", choices=FAMILIES, default=None,
+                       help="default: the chapter's plain SGD")
+    group.add_argument("--momentum", type=nonnegative_float, help="sgd, sgdw (default 0)")
+    group.add_argument("--dampening", type=nonnegative_float, help="sgd, sgdw (default 0)")
+    group.add_argument("--nesterov", action="store_true", default=None, help="sgd, sgdw")
+    group.add_argument("--betas", type=beta_pair, help="adam, adamw (default 0.9,0.999)")
+    group.add_argument("--eps", type=nonnegative_float, help="adam, adamw (default 1e-8)")
+
+
+OPTIMIZER_FIELDS = ("momentum", "dampening", "nesterov", "betas", "eps")
+
+
+def beta_pair(text: str) -> tuple[float, float]:
+    """argparse type: two numbers ``b1,b2``."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two numbers b1,b2 (e.g. 0.9,0.999)")
+    return tuple(nonnegative_float(part.strip()) for part in parts)
+
+
+def optimizer_from_args(args):
+    """The :class:`wd_core.optimizers.OptimizerSpec` of :func:`add_optimizer_options`' values,
+    or None; ``ValueError`` for a value without ``--optimizer`` or foreign to its family."""
+    from wd_core.optimizers import OptimizerSpec
+
+    given = {name: getattr(args, name) for name in OPTIMIZER_FIELDS
+             if getattr(args, name) is not None}
+    if args.optimizer is None:
+        if given:
+            names = ", ".join(f"--{name}" for name in given)
+            raise ValueError(f"{names} needs --optimizer (one of sgd, sgdw, adam, adamw)")
+        return None
+    return OptimizerSpec(args.optimizer, **given)
+
+
 def add_quiet_option(parser: argparse.ArgumentParser) -> None:
     """``--quiet``: no progress bar (there is none anyway when stdout is not a terminal)."""
     parser.add_argument("--quiet", action="store_true",

@@ -12,9 +12,11 @@ from wd_core.atomic import check_output_folder
 from wd_core.backends import load_backend
 from wd_core.commands.options import (
     add_data_options,
+    add_optimizer_options,
     add_training_options,
     data_from_args,
     nonnegative_float,
+    optimizer_from_args,
 )
 from wd_core.progress import epoch_callback, progress_bar
 
@@ -23,6 +25,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("run", help="train once; write the History as JSON")
     add_training_options(parser)
     parser.add_argument("--lambd", type=nonnegative_float, default=3.0)
+    add_optimizer_options(parser)
     add_data_options(parser)
     parser.add_argument("--out", help="write the History here (JSON); default: print a summary")
     parser.set_defaults(execute=execute)
@@ -31,6 +34,7 @@ def add_parser(subparsers) -> None:
 def execute(args) -> int:
     if args.out:
         check_output_folder(args.out)
+    optimizer = optimizer_from_args(args)
     backend = load_backend(args.backend)
     data = data_from_args(args)
     with progress_bar(args.max_epochs, desc=f"{args.backend} {args.method}", unit="epoch",
@@ -38,12 +42,13 @@ def execute(args) -> int:
         history = backend.train(
             data, method=args.method, lambd=args.lambd, lr=args.lr,
             max_epochs=args.max_epochs, dtype=args.dtype, device=args.device,
-            progress=epoch_callback(bar),
+            progress=epoch_callback(bar), optimizer=optimizer,
         )
     if args.out:
         history.to_json(args.out)
     print(
-        f"{args.backend} {args.method} lambd={args.lambd:g}: "
+        f"{args.backend} {args.method}{'' if optimizer is None else ' ' + optimizer.label()} "
+        f"lambd={args.lambd:g}: "
         f"train loss {history.train_loss[-1]:.6g}, val loss {history.val_loss[-1]:.6g}, "
         f"l2_penalty {history.l2_penalty:.6g}, l2_norm {history.l2_norm:.6g}"
         + (f" -> {args.out}" if args.out else "")
