@@ -460,3 +460,29 @@ def test_missing_backend_is_one_line_with_install_hint(command):
         "weight-decay: error: wd_torch needs PyTorch, which is not installed; install it with: "
         "pip install 'weight-decay[torch]'"
     ]
+
+
+def test_the_readme_shows_what_the_demo_prints(capsys):
+    """The README's demo block is a real run: the same rows and closing lines, and numbers
+    equal within the float32 tolerance (the last digit of a float32 value may differ on
+    another CPU)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("```\nD2L 3.7 weight decay:", 1)[1].split("```", 1)[0]
+    shown = ("D2L 3.7 weight decay:" + block).strip().splitlines()
+    assert main(["demo", "--no-figures", "--quiet"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert shown[-1].startswith("figures: ")
+    shown = shown[:-1]
+    assert len(shown) == len(printed)
+    for readme_line, printed_line in zip(shown, printed, strict=True):
+        if not readme_line.startswith("| ") or "---" in readme_line:
+            assert readme_line == printed_line
+            continue
+        readme_cells, printed_cells = (line.split("|")[1:-1] for line in
+                                       (readme_line, printed_line))
+        assert readme_cells[:3] + readme_cells[7:] == printed_cells[:3] + printed_cells[7:]
+        if readme_cells[3].strip() != "train loss":
+            np.testing.assert_allclose([float(c) for c in readme_cells[3:7]],
+                                       [float(c) for c in printed_cells[3:7]], rtol=1e-5)
