@@ -85,34 +85,19 @@ def test_float32_divergence_is_marked_identically_in_both_backends(chapter_data)
     assert by_torch.diverged_epoch == by_jax.diverged_epoch == 2
 
 
-def test_a_diverged_torch_run_stops(chapter_data):
-    """torch leaves its loop at the divergent epoch: progress reports no later epoch."""
-    (wd_torch,) = require_backends("torch")
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(("dtype", "lr", "diverged_epoch"), [("float32", 10.0, 2),
+                                                              ("float64", 10.0, 20)])
+def test_a_diverged_run_stops_at_the_divergent_epoch(backend, chapter_data, method, dtype, lr,
+                                                      diverged_epoch):
+    """No epoch after the divergent one is trained (torch leaves its loop, JAX skips the
+    later epochs inside its scan), so none is reported to ``progress``; the reference
+    (float64) diverges in the same epoch."""
     epochs_seen = []
-    history = wd_torch.train(chapter_data, method="concise", lambd=0.0, lr=10.0,
-                             max_epochs=10, progress=epochs_seen.append)
-    assert history.diverged and history.diverged_epoch == 2 and epochs_seen == [0, 1, 2]
-
-
-def test_a_diverged_jax_run_skips_the_later_epochs(chapter_data):
-    """JAX skips every epoch after the divergent one inside the compiled scan: no step runs
-    (the parameters stay those of the divergent epoch) and their losses are NaN."""
-    require_backends("jax")
-    import jax
-
-    from wd_core.runspec import prepare_run
-    from wd_jax import training
-    from wd_jax.epochs import data_on_device, hyper_on_device
-    from wd_jax.models import MODELS
-
-    spec = prepare_run(chapter_data, method="concise", lambd=0.0, lr=10.0, max_epochs=6,
-                       init=None, dtype="float32", device=None)
-    device = jax.devices("cpu")[0]
-    params = MODELS["concise"](spec.w0.shape[0], lambd=0.0, lr=10.0).set_w_b(spec.w0, spec.b0)
-    w, b, train_loss, val_loss = (np.asarray(a) for a in training._compiled_run(
-        "concise", params, *data_on_device(chapter_data, spec, device),
-        hyper_on_device(spec.lambd, spec, device), hyper_on_device(spec.lr, spec, device)))
-    assert np.isfinite(train_loss[:2]).all() and not np.isfinite(train_loss[2])
-    assert np.isnan(train_loss[3:]).all() and np.isnan(val_loss[3:]).all()
-    np.testing.assert_array_equal(w[3:], np.broadcast_to(w[2], w[3:].shape))
-    np.testing.assert_array_equal(b[3:], np.broadcast_to(b[2], b[3:].shape))
+    history = backend.train(chapter_data, method=method, lambd=0.0, lr=lr, max_epochs=30,
+                            dtype=dtype, progress=epochs_seen.append)
+    assert history.diverged and history.diverged_epoch == diverged_epoch
+    assert epochs_seen == list(range(diverged_epoch + 1))
+    if dtype == "float64":
+        oracle = reference.train(chapter_data, lambd=0.0, lr=lr, max_epochs=30)
+        assert oracle.diverged_epoch == diverged_epoch

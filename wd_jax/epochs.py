@@ -39,8 +39,10 @@ def report_epoch(index) -> None:
     jax.debug.callback(_deliver_epoch, index, ordered=True)
 
 
-def epoch_function(model, X, y, X_val, y_val):
-    """The chapter's epoch for ``model`` (a :mod:`wd_jax.models` model), to trace.
+def epoch_function(model, optimizer, X, y, X_val, y_val):
+    """The chapter's epoch for ``model`` (a :mod:`wd_jax.models` model) trained by
+    ``optimizer`` (an ``optax.GradientTransformation``, usually its ``configure_optimizers()``),
+    to trace.
 
     Returns ``run_epoch(carry, full_batches, last_batch) -> (carry, outputs)`` where
     ``carry = (params, opt_state)``, ``full_batches`` (S, B) and ``last_batch`` (r,) are row
@@ -48,7 +50,6 @@ def epoch_function(model, X, y, X_val, y_val):
     train_loss, val_loss)`` after the epoch (data losses on ``X, y`` and ``X_val, y_val``).
     One step is ``optax.apply_updates(params, optimizer.update(jax.grad(model.loss), ...))``.
     """
-    optimizer = model.configure_optimizers()
     loss_grad = jax.grad(model.loss)
 
     def step(carry, rows):

@@ -49,7 +49,8 @@ def _compiled_sweep(method, params, X, y, X_val, y_val, full, last, lambdas, lr,
 
     def one_epoch(carry, lambd, full_batches, last_batch):
         """One lambda's epoch: the chapter's steps, then the losses on both sets."""
-        run_epoch = epoch_function(model_for(lambd), X, y, X_val, y_val)
+        model = model_for(lambd)
+        run_epoch = epoch_function(model, model.configure_optimizers(), X, y, X_val, y_val)
         return run_epoch(carry, full_batches, last_batch)
 
     every_lambda = jax.vmap(one_epoch, in_axes=(0, 0, None, None))

@@ -48,26 +48,31 @@ def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr,
     TRACE_COUNTS[method] += 1
     model = MODELS[method](X.shape[1], lambd=lambd, lr=lr, dtype=X.dtype.name,
                            optimizer=optimizer)
-    run_epoch = epoch_function(model, X, y, X_val, y_val)
+    optimizer = model.configure_optimizers()
+    run_epoch = epoch_function(model, optimizer, X, y, X_val, y_val)
 
-    def skip_epoch(carry, full_batches, last_batch):
-        params = carry[0]
+    def skip_epoch(state):
+        params = state[0]
         nan = jnp.full((), jnp.nan, X.dtype)
-        return carry, (params["w"], params["b"], nan, nan)
+        return state, (params["w"], params["b"], nan, nan)
 
     def epoch(carry, inputs):
-        """Runs the epoch unless an earlier one diverged (then it is skipped)."""
+        """Trains the epoch unless an earlier one diverged (then it is skipped, unreported)."""
         state, stopped = carry
         index, (full_batches, last_batch) = inputs
-        state, outputs = jax.lax.cond(stopped, skip_epoch, run_epoch,
-                                      state, full_batches, last_batch)
+
+        def train_epoch(state):
+            result = run_epoch(state, full_batches, last_batch)
+            if report_progress:
+                report_epoch(index)
+            return result
+
+        state, outputs = jax.lax.cond(stopped, skip_epoch, train_epoch, state)
         stopped = stopped | ~(jnp.isfinite(outputs[2]) & jnp.isfinite(outputs[3]))
-        if report_progress:
-            report_epoch(index)
         return (state, stopped), outputs
 
     epochs = jnp.arange(full.shape[0])
-    start = ((params, model.configure_optimizers().init(params)), jnp.array(False))
+    start = ((params, optimizer.init(params)), jnp.array(False))
     _, per_epoch = jax.lax.scan(epoch, start, (epochs, (full, last)))
     return per_epoch
 

@@ -72,7 +72,7 @@ def train(
             val_loss.append(squared_loss(model(X_val), y_val))
         if progress is not None:
             progress(epoch)
-        if not torch.isfinite(train_loss[-1] + val_loss[-1]):
+        if not (torch.isfinite(train_loss[-1]) & torch.isfinite(val_loss[-1])):
             break  # diverged: history_from_epochs marks this epoch
     per_epoch = (torch.stack(a).cpu().numpy() for a in (epoch_w, epoch_b, train_loss, val_loss))
     history = history_from_epochs(spec, "torch", *per_epoch)
