@@ -88,3 +88,6 @@ def test_written_files_get_the_permissions_open_would_give(tmp_path):
         os.umask(umask)
     assert (text.read_text(), data.read_bytes()) == ("{}\n", b"\x89PNG")
     assert oct(text.stat().st_mode & 0o777) == oct(data.stat().st_mode & 0o777) == oct(0o640)
+    text.chmod(0o600)  # a file that is replaced keeps its permissions, as with open("w")
+    write_text_atomic(text, "[]\n")
+    assert text.read_text() == "[]\n" and oct(text.stat().st_mode & 0o777) == oct(0o600)

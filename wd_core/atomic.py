@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,19 +23,35 @@ def check_output_folder(path) -> Path:
     return path
 
 
-def _new_file_mode() -> int:
-    """The permissions ``open()`` would give a new file: 0o666 less the process umask."""
-    umask = os.umask(0)
+def _current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``/proc``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)  # elsewhere: the classic read, set and restore
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _mode_for(path: Path) -> int:
+    """What ``open(path, "w")`` would leave: an existing file keeps its permissions, a new
+    one gets 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_current_umask()
 
 
 @contextmanager
 def atomic_writer(path, *, binary: bool = False):
     """Open a temporary file beside ``path`` for writing; on a clean exit it is flushed,
-    synced, given the usual permissions (``mkstemp`` makes it 0600) and ``os.replace``d onto
-    ``path``. On any exception, ``KeyboardInterrupt`` included, it is removed and ``path`` is
-    left as it was. Raises ``FileNotFoundError`` naming the folder when it does not exist.
+    synced, given the permissions ``open()`` would leave (``mkstemp`` makes it 0600) and
+    ``os.replace``d onto ``path``. On any exception, ``KeyboardInterrupt`` included, it is
+    removed and ``path`` is left as it was. Raises ``FileNotFoundError`` naming the folder
+    when it does not exist.
     """
     path = check_output_folder(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -42,8 +59,8 @@ def atomic_writer(path, *, binary: bool = False):
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             yield f
             f.flush()
+            os.fchmod(f.fileno(), _mode_for(path))
             os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

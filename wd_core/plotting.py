@@ -14,10 +14,12 @@ can be read back.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from wd_core import reference
-from wd_core.atomic import atomic_writer, check_output_folder
+from wd_core.atomic import atomic_writer
 from wd_core.sweeps import data_from_config
 
 #: Points of the ridge curve between the smallest positive lambda and the largest one.
@@ -199,7 +201,7 @@ def save_figure(fig, path, *, dpi: int = 100):
     (:func:`wd_core.atomic.atomic_writer`): a reader sees the previous file or the new one.
     Returns the path.
     """
-    path = check_output_folder(path)
+    path = Path(path)
     with atomic_writer(path, binary=True) as handle:
         fig.savefig(handle, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
     return path
