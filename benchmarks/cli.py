@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from benchmarks import machine
 from benchmarks.report import format_summary, format_table, format_targets, write_json
-from benchmarks.runner import DEVICES, FRAMEWORKS, Options, run
+from benchmarks.runner import DEVICES, FRAMEWORKS, Options, cuda_report, run
 from benchmarks.workloads import GROUPS
+from wd_core.atomic import check_output_folder
 from wd_core.cli import OneLineParser, run_guarded
 from wd_core.commands.options import positive_int
+from wd_core.errors import DeviceUnavailableError
 
 DEFAULT_OUT_DIR = Path("benchmarks") / "results"
 
@@ -72,9 +73,29 @@ def file_stem(payload, quick: bool) -> str:
     return stem + ("-quick" if quick else "")
 
 
-def execute(args, argv=None) -> int:
-    """Run with parsed ``args``; print the tables; write JSON (and PNG) atomically."""
+def check_request(args):
+    """Everything that can be refused before minutes of timing; returns ``args``.
+
+    ``--name`` must be a bare file stem; ``--out-dir`` is created (``OSError`` if it cannot
+    be) and must not hold a folder where the JSON would go; ``--devices cuda`` alone needs a
+    GPU (:class:`wd_core.DeviceUnavailableError` otherwise: nothing would be measured).
+    """
+    name = args.name
+    if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
+        raise ValueError(f"--name {name!r} is not a file stem; accepted: a name without a "
+                         f"folder, e.g. cpu-mybox (the folder is --out-dir)")
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    if name is not None:
+        check_output_folder(args.out_dir / f"{name}.json")
+    if "cpu" not in args.devices:
+        cuda = cuda_report(args.frameworks)
+        if not cuda["measured"]:
+            raise DeviceUnavailableError(f"--devices cuda: {cuda['reason']}; nothing to measure")
+    return args
+
+
+def execute(args, argv=None) -> int:
+    """Run with checked ``args``; print the tables; write JSON (and PNG) atomically."""
     payload = run(options_from_args(args), argv=argv)
     stem = args.name or file_stem(payload, args.quick)
     print()
@@ -93,7 +114,9 @@ def execute(args, argv=None) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m benchmarks``: bad input is one line on stderr and exit status 2."""
-    recorded = sys.argv if argv is None else argv
-    return run_guarded(build_parser(), argv, lambda args: execute(args, argv=recorded),
-                       prog="python -m benchmarks")
+    """``python -m benchmarks``: bad input is one line on stderr and exit status 2; an error
+    during the timing itself keeps its traceback."""
+    checked = run_guarded(build_parser(), argv, check_request, prog="python -m benchmarks")
+    if isinstance(checked, int):
+        return checked
+    return execute(checked, argv=argv)

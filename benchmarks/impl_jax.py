@@ -10,8 +10,7 @@
   epochs, plus moving the data, per-epoch losses and the History).
 * ``fused``: ``wd_jax.fused.FusedRun.run()``, one compiled call of every step with analytic
   gradients (block size chosen by ``auto_block_rows``: the single-read step for large batches
-  on the CPU). For batches larger than ``UNBLOCKED_BYTES`` on the CPU also the other choice
-  (``fused-unblocked`` or ``fused-blocked``), to show what blocking gains or costs.
+  on the CPU); where it blocks, also ``fused-unblocked``, to show what blocking gains.
 """
 
 from __future__ import annotations

@@ -6,9 +6,8 @@
 * ``train``: one whole ``wd_torch.train(method="concise")`` call (it is the idiomatic loop
   plus moving the data, per-epoch losses on the training and validation sets, the History).
 * ``fused``: ``wd_torch.fused.FusedRun.run()``, analytic in-place steps (block size chosen
-  by ``auto_block_rows``: the single-read step for large batches on the CPU). For batches
-  larger than ``UNBLOCKED_BYTES`` on the CPU also the other choice (``fused-unblocked`` or
-  ``fused-blocked``), to show what blocking gains or costs.
+  by ``auto_block_rows``: the single-read step for large batches on the CPU); where it
+  blocks, also ``fused-unblocked``, to show what blocking gains.
 """
 
 from __future__ import annotations

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wd_core.blocking import UNBLOCKED_BYTES
-
 
 @dataclass
 class Prepared:
@@ -58,21 +56,16 @@ def train_implementation(framework: str) -> Implementation:
 
 def fused_implementations(framework: str, workload, device: str, dtype: str,
                           fused_preparer) -> list[Implementation]:
-    """``fused`` (``FusedRun`` with ``block_rows="auto"``) and, for CPU batches larger than
-    ``UNBLOCKED_BYTES``, the other choice (``fused-unblocked`` or ``fused-blocked``), to show
-    what blocking gains or costs. ``fused_preparer(block_rows)`` returns a ``prepare``."""
+    """``fused`` (``FusedRun`` with ``block_rows="auto"``) and, where that blocks (large CPU
+    batches), ``fused-unblocked`` beside it, to show what blocking gains.
+    ``fused_preparer(block_rows)`` returns a ``prepare``."""
     fused = importlib.import_module(f"wd_{framework}.fused")
     found = [Implementation(framework, "fused", f"wd_{framework}.fused.FusedRun.run()",
                             fused_preparer("auto"))]
+    platform = "cpu" if device == "cpu" else "gpu"
     itemsize = np.dtype(dtype).itemsize
-    B, d = workload.batch_size, workload.num_inputs
-    if device != "cpu" or B * d * itemsize <= UNBLOCKED_BYTES:
-        return found
-    if fused.auto_block_rows(B, d, itemsize, "cpu") is None:
-        found.append(Implementation(framework, "fused-blocked",
-                                    "FusedRun(block_rows=block_rows_for(...)).run()",
-                                    fused_preparer(fused.block_rows_for(B, d, itemsize))))
-    else:
+    if fused.auto_block_rows(workload.batch_size, workload.num_inputs, itemsize,
+                             platform) is not None:
         found.append(Implementation(framework, "fused-unblocked",
                                     "FusedRun(block_rows=None).run()", fused_preparer(None)))
     return found

@@ -145,9 +145,22 @@ def test_file_stem_names_device_and_machine():
     (["--repeats", "0"], "'0' is not an integer >= 1"),
     (["--frameworks", "mxnet"], "mxnet"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--name", "sub/run"], "--name 'sub/run' is not a file stem"),
+    (["--name", ".."], "--name '..' is not a file stem"),
+    (["--devices", "cuda", "--frameworks", "torch,jax"], "--devices cuda: no GPU visible"),
 ])
-def test_bad_input_is_one_line_and_status_2(argv, named, capsys):
+def test_bad_input_is_one_line_and_status_2(argv, named, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "execute", lambda *a, **k: pytest.fail("the timing must not start"))
+    if "cuda" in argv and runner.cuda_report(("torch", "jax"))["measured"]:
+        pytest.skip("a GPU is visible here: --devices cuda is not bad input")
     assert cli.main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
     assert captured.err.startswith("python -m benchmarks: error: ") and named in captured.err
+
+
+def test_an_out_dir_that_is_a_file_is_refused_before_timing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "execute", lambda *a, **k: pytest.fail("the timing must not start"))
+    (tmp_path / "taken").write_text("")
+    assert cli.main(["--out-dir", str(tmp_path / "taken")]) == 2
+    assert "taken" in capsys.readouterr().err

@@ -13,6 +13,7 @@ def add_parser(subparsers) -> None:
 
 
 def execute(args) -> int:
+    from benchmarks.cli import check_request
     from benchmarks.cli import execute as run_benchmarks
 
-    return run_benchmarks(args)
+    return run_benchmarks(check_request(args))
