@@ -6,6 +6,7 @@ import contextlib
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from wd_core.errors import DeviceUnavailableError
 from wd_core.validation import DTYPES, check_choice, check_device_name
@@ -50,6 +51,26 @@ def numerics(dtype: str):
     with jax.enable_x64(check_choice("dtype", dtype, DTYPES) == "float64"):
         with jax.default_matmul_precision("highest"):
             yield
+
+
+def to_device(array, dtype, device) -> jax.Array:
+    """The numpy ``array`` (any shape, or a scalar) as ``dtype`` (a numpy or JAX dtype) on
+    ``device``. Inside :func:`numerics` for float64."""
+    return jax.device_put(np.asarray(array, dtype=dtype), device)
+
+
+def arrays_on_device(data, dtype: str, device) -> tuple:
+    """``(X_train (n, d), y_train (n, 1), X_val, y_val)`` of a :class:`wd_core.SyntheticData`
+    in ``dtype`` on ``device``, moved once per run. Inside :func:`numerics` for float64."""
+    as_type = jax_dtype(dtype)
+    return tuple(to_device(a, as_type, device)
+                 for a in (data.X_train, data.y_train, data.X_val, data.y_val))
+
+
+def schedule_on_device(data, max_epochs: int, device) -> tuple:
+    """``SyntheticData.batch_schedule(max_epochs)`` (``full`` (E, S, B), ``last`` (E, r)) as
+    int32 row indices on ``device``."""
+    return tuple(to_device(a, np.int32, device) for a in data.batch_schedule(max_epochs))
 
 
 def block(tree):

@@ -1,5 +1,5 @@
-"""What a compiled run and a compiled sweep share: the epoch, the data on the device and the
-per-epoch progress report.
+"""What a compiled run and a compiled sweep share: the epoch, the per-epoch progress report
+and fetching the results.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import jax
 import numpy as np
 import optax
 
-from wd_jax.device import jax_dtype
 from wd_jax.models import squared_loss
 
 #: Where a compiled program reports finished epochs while a ``progress=`` call runs. A module
@@ -68,26 +67,6 @@ def epoch_function(model, optimizer, X, y, X_val, y_val):
         return carry, (params["w"], params["b"], *losses)
 
     return run_epoch
-
-
-def data_on_device(data, spec, device):
-    """``(X, y, X_val, y_val, full, last)`` of ``data`` on ``device``: the arrays in the
-    run's dtype, the batch order of ``spec.max_epochs`` epochs (``SyntheticData.
-    batch_schedule``) as int32. Call inside ``numerics(spec.dtype)``."""
-    dtype = jax_dtype(spec.dtype)
-
-    def put(array, as_type=dtype):
-        return jax.device_put(np.asarray(array, dtype=as_type), device)
-
-    arrays = (data.X_train, data.y_train, data.X_val, data.y_val)
-    return (*(put(a) for a in arrays),
-            *(put(a, np.int32) for a in data.batch_schedule(spec.max_epochs)))
-
-
-def hyper_on_device(value, spec, device):
-    """A hyper-parameter (``lr``, ``lambd`` or the (L,) lambdas of a sweep) in the run's
-    dtype on ``device``: passed traced, so new values do not recompile."""
-    return jax.device_put(np.asarray(value, dtype=jax_dtype(spec.dtype)), device)
 
 
 def fetch(per_epoch) -> list[np.ndarray]:

@@ -29,7 +29,14 @@ import numpy as np
 from wd_core import blocking
 from wd_core.blocking import check_block_rows
 from wd_core.runspec import history_from_epochs, prepare_run, prepare_step
-from wd_jax.device import jax_device, jax_dtype, numerics
+from wd_jax.device import (
+    arrays_on_device,
+    jax_device,
+    jax_dtype,
+    numerics,
+    schedule_on_device,
+    to_device,
+)
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
 #: in the last-level cache between its two uses. 8 MiB was the fastest of 0.5-16 MiB for XLA's
@@ -175,16 +182,11 @@ class FusedRun:
         self.block_rows = check_block_rows(block_rows)
         with numerics(spec.dtype):
             jdtype = jax_dtype(spec.dtype)
-
-            def on_device(array, dtype=jdtype):
-                return jax.device_put(np.asarray(array, dtype=dtype), dev)
-
-            self._params = (on_device(spec.w0), on_device(spec.b0))
-            self._data = (on_device(data.X_train), on_device(data.y_train))
-            self._val = (on_device(data.X_val), on_device(data.y_val))
-            self._batches = tuple(on_device(a, np.int32)
-                                  for a in data.batch_schedule(spec.max_epochs))
-            self._hyper = (on_device(spec.lambd), on_device(spec.lr))
+            self._params = (to_device(spec.w0, jdtype, dev), to_device(spec.b0, jdtype, dev))
+            X, y, X_val, y_val = arrays_on_device(data, spec.dtype, dev)
+            self._data, self._val = (X, y), (X_val, y_val)
+            self._batches = schedule_on_device(data, spec.max_epochs, dev)
+            self._hyper = (to_device(spec.lambd, jdtype, dev), to_device(spec.lr, jdtype, dev))
 
     def run(self):
         """All steps from the initial parameters: ``(epoch_w (E, d, 1), epoch_b (E, 1))``.

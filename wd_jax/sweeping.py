@@ -19,12 +19,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from wd_core.sweeps import histories_from_sweep, prepare_sweep
-from wd_jax.device import jax_device, numerics
+from wd_jax.device import (
+    arrays_on_device,
+    jax_device,
+    jax_dtype,
+    numerics,
+    schedule_on_device,
+    to_device,
+)
 from wd_jax.epochs import (
-    data_on_device,
     epoch_function,
     fetch,
-    hyper_on_device,
     report_epoch,
     reporting_to,
 )
@@ -102,8 +107,9 @@ def _sweep_on(spec, data, dev, progress):
         model = MODELS[run.method](data.num_inputs, lambd=0.0, lr=run.lr, dtype=run.dtype)
         params = jax.device_put(model.set_w_b(run.w0, run.b0), dev)
         per_epoch = _compiled_sweep(
-            run.method, params, *data_on_device(data, run, dev),
-            hyper_on_device(spec.lambdas, run, dev), hyper_on_device(run.lr, run, dev),
+            run.method, params, *arrays_on_device(data, run.dtype, dev),
+            *schedule_on_device(data, run.max_epochs, dev),
+            *(to_device(h, jax_dtype(run.dtype), dev) for h in (spec.lambdas, run.lr)),
             report_progress=progress is not None,
         )
         return fetch(per_epoch)

@@ -12,12 +12,17 @@ import jax.numpy as jnp
 
 from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
-from wd_jax.device import jax_device, numerics
+from wd_jax.device import (
+    arrays_on_device,
+    jax_device,
+    jax_dtype,
+    numerics,
+    schedule_on_device,
+    to_device,
+)
 from wd_jax.epochs import (
-    data_on_device,
     epoch_function,
     fetch,
-    hyper_on_device,
     report_epoch,
     reporting_to,
 )
@@ -123,8 +128,9 @@ def _train_on(spec, data, dev, progress, optimizer_spec=None):
                                     dtype=spec.dtype)
         params = jax.device_put(model.set_w_b(spec.w0, spec.b0), dev)
         per_epoch = _compiled_run(
-            spec.method, params, *data_on_device(data, spec, dev),
-            hyper_on_device(spec.lambd, spec, dev), hyper_on_device(spec.lr, spec, dev),
+            spec.method, params, *arrays_on_device(data, spec.dtype, dev),
+            *schedule_on_device(data, spec.max_epochs, dev),
+            *(to_device(h, jax_dtype(spec.dtype), dev) for h in (spec.lambd, spec.lr)),
             report_progress=progress is not None, optimizer=optimizer_spec,
         )
         return history_from_epochs(spec, "jax", *fetch(per_epoch))

@@ -47,6 +47,20 @@ def to_tensor(array, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.tensor(np.asarray(array), dtype=dtype, device=device)
 
 
+def arrays_on_device(data, dtype: str, device: torch.device) -> tuple:
+    """``(X_train (n, d), y_train (n, 1), X_val, y_val)`` of a :class:`wd_core.SyntheticData`
+    in ``dtype`` on ``device``, moved once per run."""
+    as_type = torch_dtype(dtype)
+    return tuple(to_tensor(a, as_type, device)
+                 for a in (data.X_train, data.y_train, data.X_val, data.y_val))
+
+
+def schedule_on_device(data, max_epochs: int, device: torch.device) -> tuple:
+    """``SyntheticData.batch_schedule(max_epochs)`` (``full`` (E, S, B), ``last`` (E, r)) as
+    int64 row indices on ``device``."""
+    return tuple(to_tensor(a, torch.long, device) for a in data.batch_schedule(max_epochs))
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued work on ``device`` (a no-op on the CPU)."""
     if device.type == "cuda":

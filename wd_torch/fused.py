@@ -27,7 +27,7 @@ import torch
 from wd_core import blocking
 from wd_core.blocking import check_block_rows
 from wd_core.runspec import history_from_epochs, prepare_run, prepare_step
-from wd_torch.device import to_tensor, torch_device, torch_dtype
+from wd_torch.device import arrays_on_device, to_tensor, torch_device, torch_dtype
 from wd_torch.models import squared_loss
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
@@ -149,8 +149,8 @@ class FusedRun:
 
         self._w0, self._b0 = on_device(spec.w0), on_device(spec.b0)
         self.w, self.b = self._w0.clone(), self._b0.clone()
-        self.X, self.y = on_device(data.X_train), on_device(data.y_train)
-        self._val = (on_device(data.X_val), on_device(data.y_val))
+        self.X, self.y, X_val, y_val = arrays_on_device(data, spec.dtype, dev)
+        self._val = (X_val, y_val)
         orders = np.stack([data.epoch_permutation(e) for e in range(spec.max_epochs)])
         self._orders = on_device(orders, torch.long)
         B, n = data.batch_size, data.num_train

@@ -31,7 +31,13 @@ import numpy as np
 import torch
 
 from wd_core.sweeps import histories_from_sweep, prepare_sweep
-from wd_torch.device import to_tensor, torch_device, torch_dtype
+from wd_torch.device import (
+    arrays_on_device,
+    schedule_on_device,
+    to_tensor,
+    torch_device,
+    torch_dtype,
+)
 
 
 def _data_loss(W, b, X, y) -> torch.Tensor:
@@ -82,9 +88,8 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
         return to_tensor(array, dtype, dev)
 
     count = len(spec.lambdas)
-    X, y = on_device(data.X_train), on_device(data.y_train)
-    X_val, y_val = on_device(data.X_val), on_device(data.y_val)
-    full, last = (on_device(a, torch.long) for a in data.batch_schedule(run.max_epochs))
+    X, y, X_val, y_val = arrays_on_device(data, run.dtype, dev)
+    full, last = schedule_on_device(data, run.max_epochs, dev)
     lambdas_row = on_device(spec.lambdas).reshape(1, count)
     W = torch.nn.Parameter(on_device(np.repeat(run.w0, count, axis=1)))  # (d, L)
     b = torch.nn.Parameter(on_device(np.repeat(run.b0.reshape(1, 1), count, axis=1)))  # (1, L)

@@ -6,7 +6,7 @@ import torch
 
 from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
-from wd_torch.device import to_tensor, torch_device, torch_dtype
+from wd_torch.device import arrays_on_device, schedule_on_device, torch_device
 from wd_torch.models import MODELS, squared_loss
 
 
@@ -40,14 +40,9 @@ def train(
         dtype=dtype, device=device,
     )
     optimizer_spec = check_optimizer(optimizer)
-    dev, tdtype = torch_device(spec.device), torch_dtype(spec.dtype)
-
-    def on_device(array, dtype=tdtype):
-        return to_tensor(array, dtype, dev)
-
-    X, y = on_device(data.X_train), on_device(data.y_train)
-    X_val, y_val = on_device(data.X_val), on_device(data.y_val)
-    full, last = (on_device(a, torch.long) for a in data.batch_schedule(spec.max_epochs))
+    dev = torch_device(spec.device)
+    X, y, X_val, y_val = arrays_on_device(data, spec.dtype, dev)
+    full, last = schedule_on_device(data, spec.max_epochs, dev)
 
     model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr, dtype=spec.dtype,
                                 optimizer=optimizer_spec)
