@@ -19,7 +19,7 @@ from benchmarks.report import FORMAT, FORMAT_VERSION, make_row
 from benchmarks.workloads import GROUPS, workloads
 from wd_core import reference
 from wd_core.progress import progress_bar
-from wd_core.tolerances import is_close
+from wd_core.tolerances import is_close, run_kind
 
 FRAMEWORKS = ("torch", "jax", "numpy")
 DEVICES = ("cpu", "cuda")
@@ -84,7 +84,7 @@ def time_workload(workload, device, options, cuda, read_gbs) -> list[dict]:
     data = workload.data()
     oracle = reference.train(data, lambd=workload.lambd, lr=workload.lr,
                              max_epochs=workload.epochs)
-    kind = "float64" if options.dtype == "float64" else "float32"
+    kind = run_kind(options.dtype)
     entries = _candidates(workload, data, device, options, cuda)
     total = len(entries) * options.repeats
     with progress_bar(total, desc=f"{workload.name} {device}", unit="sample",

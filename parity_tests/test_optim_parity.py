@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from wd_core.tolerances import assert_close
+from wd_core.tolerances import assert_close, run_kind
 
 jax = pytest.importorskip("jax")
 torch = pytest.importorskip("torch")
@@ -118,12 +118,6 @@ def assert_same_run(jax_run, torch_run, kind):
                 assert_close(mine, value, kind, err_msg=f"state {key} of {name}")
 
 
-def tol_kind(dtype, adam=False):
-    if dtype == "float64":
-        return "float64"
-    return "float32_adam" if adam else "float32"
-
-
 LR = st.floats(1e-3, 0.3)
 WD = st.floats(0.0, 1.0)
 SGD_ARGS = st.fixed_dictionaries({
@@ -189,7 +183,7 @@ def test_torch_sgd_matches_torch_optim_sgd(dtype, args):
     sign = _ascent_sign(args)
     expected = run_torch(_sgd_torch(args), dtype, sign=sign)
     actual = run_jax(jopt.torch_sgd(**args, mask=DECAY_MASK), dtype, sign=sign)
-    assert_same_run(actual, expected, tol_kind(dtype))
+    assert_same_run(actual, expected, run_kind(dtype))
 
 
 ADAM_ROWS = [
@@ -208,7 +202,7 @@ def test_torch_adam_family_matches_torch_optim(dtype, family, args):
     builder = {"adam": jopt.torch_adam, "adamw": jopt.torch_adamw}[family]
     expected = run_torch(lambda params: torch_class(torch_groups(params), **args), dtype)
     actual = run_jax(builder(**args, mask=DECAY_MASK), dtype)
-    assert_same_run(actual, expected, tol_kind(dtype, adam=True))
+    assert_same_run(actual, expected, run_kind(dtype, adam=True))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -219,7 +213,7 @@ def test_sgdw_same_rule_in_both_frameworks(dtype, args):
     sign = _ascent_sign(args)
     expected = run_torch(lambda params: SGDW(torch_groups(params), **args), dtype, sign=sign)
     actual = run_jax(jopt.sgdw(**args, mask=DECAY_MASK), dtype, sign=sign)
-    assert_same_run(actual, expected, tol_kind(dtype))
+    assert_same_run(actual, expected, run_kind(dtype))
 
 
 @settings(max_examples=8, deadline=None, derandomize=True)

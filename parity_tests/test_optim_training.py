@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from wd_core import SyntheticData
-from wd_core.optimizer_demo import optimizer_rows, tolerance_kind
-from wd_core.optimizers import OptimizerSpec
+from wd_core.optimizer_demo import optimizer_rows
+from wd_core.optimizers import ADAM_FAMILIES, OptimizerSpec
 from wd_core.params import init_params
-from wd_core.tolerances import assert_close
+from wd_core.tolerances import assert_close, run_kind
 
 torch = pytest.importorskip("torch")
 
@@ -71,7 +71,7 @@ def test_concise_training_matches_torch_optim(backend, name, dtype):
     w, b = torch_optim_run(spec, lambd=0.7, lr=lr)
     history = backend.train(DATA, method="concise", lambd=0.7, lr=lr, max_epochs=EPOCHS,
                             dtype=dtype, optimizer=spec)
-    kind = tolerance_kind(spec, dtype)
+    kind = run_kind(dtype, adam=spec.family in ADAM_FAMILIES)
     assert_close(history.w, w, kind, err_msg=f"w of {name}")
     assert_close(history.b, b, kind, err_msg=f"b of {name}")
     assert history.config["optimizer"] == spec.to_config()

@@ -464,8 +464,8 @@ def test_missing_backend_is_one_line_with_install_hint(command):
 
 def test_the_readme_shows_what_the_demo_prints(capsys):
     """The README's demo block is a real run: the same rows and closing lines, and numbers
-    equal within the float32 tolerance (the last digit of a float32 value may differ on
-    another CPU)."""
+    equal within the tolerance that judged each row (the last digits of a float32 value may
+    differ on another CPU)."""
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -483,6 +483,10 @@ def test_the_readme_shows_what_the_demo_prints(capsys):
         readme_cells, printed_cells = (line.split("|")[1:-1] for line in
                                        (readme_line, printed_line))
         assert readme_cells[:3] + readme_cells[7:] == printed_cells[:3] + printed_cells[7:]
-        if readme_cells[3].strip() != "train loss":
+        if readme_cells[3].strip() != "train loss":  # a row, not the header
+            from wd_core.tolerances import TOLERANCES, run_kind
+
+            rtol = TOLERANCES[run_kind(readme_cells[1].strip(),
+                                       adam="adam" in readme_cells[0])][0]
             np.testing.assert_allclose([float(c) for c in readme_cells[3:7]],
-                                       [float(c) for c in printed_cells[3:7]], rtol=1e-5)
+                                       [float(c) for c in printed_cells[3:7]], rtol=rtol)

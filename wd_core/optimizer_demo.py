@@ -13,6 +13,7 @@ from __future__ import annotations
 from wd_core.backends import BACKENDS, load_backend
 from wd_core.demo_table import row
 from wd_core.optimizers import ADAM_FAMILIES, OptimizerSpec
+from wd_core.tolerances import run_kind
 
 #: Momentum 0.5, not the customary 0.9: at the chapter's lr=0.01 on its 20 examples, 0.9
 #: makes the minibatch run oscillate (training loss rising to 2e-2 by epoch 10), which
@@ -20,13 +21,6 @@ from wd_core.optimizers import ADAM_FAMILIES, OptimizerSpec
 DEMO_OPTIMIZERS = (OptimizerSpec("sgd", momentum=0.5), OptimizerSpec("adamw"))
 DEMO_LAMBDAS = (0.0, 3.0)
 ORACLE_BACKEND = "torch"
-
-
-def tolerance_kind(spec: OptimizerSpec, dtype: str) -> str:
-    """The tolerance-table entry that judges a ``dtype`` run of ``spec``."""
-    if dtype == "float64":
-        return "float64"
-    return "float32_adam" if spec.family in ADAM_FAMILIES else "float32"
 
 
 def runs_per_call(backends=BACKENDS, optimizers=DEMO_OPTIMIZERS, lambdas=DEMO_LAMBDAS) -> int:
@@ -45,7 +39,7 @@ def optimizer_rows(data, *, backends=BACKENDS, dtype="float32", lr=0.01, max_epo
     tick = progress or (lambda: None)
     rows = []
     for spec in optimizers:
-        kind = tolerance_kind(spec, dtype)
+        kind = run_kind(dtype, adam=spec.family in ADAM_FAMILIES)
         for lambd in lambdas:
             oracle = oracle_backend.train(data, method="concise", lambd=lambd, lr=lr,
                                           max_epochs=max_epochs, dtype="float64",

@@ -42,6 +42,14 @@ TOLERANCES = {
 }
 
 
+def run_kind(dtype: str, *, adam: bool = False) -> str:
+    """The entry that judges a whole run in ``dtype``: ``"float64"``; in float32
+    ``"float32"``, or ``"float32_adam"`` for an Adam-family optimizer."""
+    if dtype == "float64":
+        return "float64"
+    return "float32_adam" if adam else "float32"
+
+
 def tolerance(kind: str) -> tuple[float, float]:
     """``(rtol, atol)`` of ``kind`` for arrays of unit scale (see :func:`assert_close`)."""
     rtol, atol_scale = TOLERANCES[kind]

@@ -40,11 +40,6 @@ from wd_torch.device import (
 )
 
 
-def _data_loss(W, b, X, y) -> torch.Tensor:
-    """``sum_l mean((X W + b - y)[:, l]**2) / 2``: the L runs' data losses, summed."""
-    return (((X @ W + b - y) ** 2).mean(dim=0) / 2).sum()
-
-
 def _column_losses(W, b, X, y) -> torch.Tensor:
     """Each run's data loss ``mean((X w_l + b_l - y)**2) / 2``: (L,)."""
     return ((X @ W + b - y) ** 2).mean(dim=0) / 2
@@ -100,7 +95,8 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
         for rows in (*full[epoch], last[epoch]):
             if len(rows) == 0:
                 continue
-            loss = _data_loss(W, b, X[rows], y[rows])
+            # Summed over the runs: column l of the gradient is run l's own gradient.
+            loss = _column_losses(W, b, X[rows], y[rows]).sum()
             if run.method == "scratch":
                 loss = loss + (lambdas_row * W**2).sum() / 2
             optimizer.zero_grad()

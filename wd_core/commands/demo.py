@@ -23,6 +23,7 @@ from wd_core.commands.options import (
 from wd_core.demo_table import format_table, row, verdict_line
 from wd_core.optimizer_demo import ORACLE_BACKEND, optimizer_rows, runs_per_call
 from wd_core.progress import progress_bar
+from wd_core.tolerances import run_kind
 from wd_core.validation import DTYPES, METHODS
 
 CHAPTER_LAMBDAS = (0.0, 3.0)
@@ -54,7 +55,7 @@ def chapter_rows(data, *, backends, dtype, lr, max_epochs, progress=None):
 
     ``progress``: ``None`` or a callable called with no argument after each framework run.
     """
-    kind = "float64" if dtype == "float64" else "float32"
+    kind = run_kind(dtype)
     rows = []
     for lambd in CHAPTER_LAMBDAS:
         oracle = reference.train(data, lambd=lambd, lr=lr, max_epochs=max_epochs)

@@ -32,7 +32,6 @@ def int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {minimum}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
     return parse
 
 
@@ -95,7 +94,7 @@ def add_optimizer_options(parser: argparse.ArgumentParser) -> None:
     from wd_core.optimizers import FAMILIES
 
     group = parser.add_argument_group(
-        "optimizer", "train with another torch.optim optimizer (and its optax twin); lr and "
+        "optimizer", "train with another torch.optim optimizer (and its optax twin); --lr and "
         "--lambd stay the learning rate and the weight decay of w")
     group.add_argument("--optimizer", choices=FAMILIES, default=None,
                        help="default: the chapter's plain SGD")
@@ -104,9 +103,6 @@ def add_optimizer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--nesterov", action="store_true", default=None, help="sgd, sgdw")
     group.add_argument("--betas", type=beta_pair, help="adam, adamw (default 0.9,0.999)")
     group.add_argument("--eps", type=nonnegative_float, help="adam, adamw (default 1e-8)")
-
-
-OPTIMIZER_FIELDS = ("momentum", "dampening", "nesterov", "betas", "eps")
 
 
 def beta_pair(text: str) -> tuple[float, float]:
@@ -120,14 +116,14 @@ def beta_pair(text: str) -> tuple[float, float]:
 def optimizer_from_args(args):
     """The :class:`wd_core.optimizers.OptimizerSpec` of :func:`add_optimizer_options`' values,
     or None; ``ValueError`` for a value without ``--optimizer`` or foreign to its family."""
-    from wd_core.optimizers import OptimizerSpec
+    from wd_core.optimizers import FAMILIES, OptimizerSpec
 
-    given = {name: getattr(args, name) for name in OPTIMIZER_FIELDS
-             if getattr(args, name) is not None}
+    fields = [name for name in OptimizerSpec.__dataclass_fields__ if name != "family"]
+    given = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
     if args.optimizer is None:
         if given:
             names = ", ".join(f"--{name}" for name in given)
-            raise ValueError(f"{names} needs --optimizer (one of sgd, sgdw, adam, adamw)")
+            raise ValueError(f"{names} needs --optimizer (one of {', '.join(FAMILIES)})")
         return None
     return OptimizerSpec(args.optimizer, **given)
 
