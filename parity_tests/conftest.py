@@ -20,6 +20,9 @@ def requested_backends() -> list[str]:
     """The backend names of ``WD_BACKENDS``, in order; ``pytest.UsageError`` for unknown ones."""
     names = [n.strip() for n in os.environ.get("WD_BACKENDS", "torch,jax").split(",")]
     names = [n for n in names if n]
+    if not names:
+        raise pytest.UsageError(f"WD_BACKENDS={os.environ['WD_BACKENDS']!r} names no backend; "
+                                f"accepted: a comma-separated list of {', '.join(BACKENDS)}")
     unknown = [n for n in names if n not in BACKENDS]
     if unknown:
         raise pytest.UsageError(f"WD_BACKENDS names unknown backend(s) {unknown}; "

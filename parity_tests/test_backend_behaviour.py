@@ -13,8 +13,11 @@ def test_jax_second_call_does_not_recompile():
     from wd_jax.training import TRACE_COUNTS
 
     data = SyntheticData(num_train=12, num_val=5, num_inputs=7, batch_size=4, seed=1)
+    first = TRACE_COUNTS["concise"]
     wd_jax.train(data, method="concise", lambd=1.0, lr=0.01, max_epochs=3)
+    wd_jax.train(data, method="concise", lambd=1.0, lr=0.01, max_epochs=4)  # a new shape
     before = TRACE_COUNTS["concise"]
+    assert before >= first + 1  # the counter counts (the 4-epoch run was new)
     wd_jax.train(data, method="concise", lambd=2.5, lr=0.02, max_epochs=3)
     wd_jax.train(SyntheticData(num_train=12, num_val=5, num_inputs=7, batch_size=4, seed=9),
                  method="concise", lambd=0.0, lr=0.03, max_epochs=3)
@@ -32,6 +35,72 @@ def test_jax_float64_does_not_enable_x64_globally():
     assert history.config["dtype"] == "float64"
     assert not jax.config.jax_enable_x64
     assert jax.numpy.ones(1).dtype == np.float32
+
+
+class Stop(Exception):
+    """What a user's progress callable might raise to end a run early."""
+
+
+def stop_at_one(epoch):
+    if epoch == 1:
+        raise Stop(f"stopped at epoch {epoch}")
+
+
+@pytest.mark.parametrize("entry", ["train", "sweep"])
+def test_progress_must_be_callable_and_its_exception_reaches_the_caller(backend, entry):
+    data = SyntheticData(num_train=6, num_val=3, num_inputs=4, batch_size=3)
+    run = getattr(backend, entry)
+    kwargs = {"lambd": 1.0} if entry == "train" else {"lambdas": [0.0, 1.0]}
+    kwargs.update(method="concise", lr=0.1, max_epochs=3)
+    with pytest.raises(TypeError, match="progress must be None or a callable"):
+        run(data, progress="bar", **kwargs)
+    with pytest.raises(Stop, match="stopped at epoch 1"):
+        run(data, progress=stop_at_one, **kwargs)
+
+
+def test_concurrent_jax_runs_report_to_their_own_progress():
+    import threading
+
+    import wd_jax
+
+    data = SyntheticData(num_train=6, num_val=3, num_inputs=4, batch_size=3)
+    seen = {0: [], 1: []}
+
+    def run(i):
+        wd_jax.train(data, method="concise", lambd=1.0, lr=0.1, max_epochs=500 + i,
+                     progress=seen[i].append)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen[0] == list(range(500)) and seen[1] == list(range(501))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_history_arrays_are_writable_float64_copies(backend, dtype):
+    data = SyntheticData(num_train=6, num_val=3, num_inputs=4, batch_size=3)
+    history = backend.train(data, method="concise", lambd=1.0, lr=0.1, max_epochs=2,
+                            dtype=dtype)
+    for name in ("w", "b", "train_loss", "val_loss", "epoch_w", "epoch_b"):
+        array = getattr(history, name)
+        assert array.dtype == np.float64 and array.flags.writeable and array.flags.owndata
+    history.w *= 2  # a user's own copy
+
+
+def test_torch_models_draw_no_random_numbers():
+    import torch
+
+    import wd_torch
+
+    data = SyntheticData(num_train=6, num_val=3, num_inputs=4, batch_size=3)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    for method in ("scratch", "concise"):
+        torch.manual_seed(0)
+        wd_torch.train(data, method=method, lambd=1.0, lr=0.1, max_epochs=2)
+        assert torch.equal(torch.rand(3), expected), method
 
 
 def test_progress_called_once_per_epoch(backend):
@@ -52,6 +121,9 @@ def test_progress_called_once_per_epoch(backend):
         ({"lambd": float("inf")}, "lambd must be a finite number >= 0, got inf"),
         ({"max_epochs": 0}, "max_epochs must be a positive integer"),
         ({"init": (np.zeros((3, 1)), np.zeros(1))}, "accepted: w(200, 1), b(1,)"),
+        ({"init": (np.zeros((200, 1), complex), np.zeros(1))},
+         "init w has dtype complex128; accepted: real numbers"),
+        ({"dtype": np.dtype("float32")}, "unknown dtype dtype('float32')"),
     ],
 )
 def test_bad_arguments_name_the_value(backend, chapter_data, kwargs, message):
@@ -133,3 +205,15 @@ def test_cuda_step_matches_reference(backend, method, dtype):
     scales = step_scale(w, b, X, y, lr=0.01, lambd=3.0)
     for actual, want, scale in zip(got, expected, scales, strict=True):
         assert_close(actual, want, kind, scale=scale)
+
+
+def test_a_float64_jax_model_outside_x64_is_an_error_not_float32():
+    import wd_jax
+    from wd_jax.device import numerics
+
+    with pytest.raises(ValueError, match="needs JAX's x64 mode"):
+        wd_jax.WeightDecay(3, lambd=1.0, lr=0.1, dtype="float64")
+    with numerics("float64"):
+        params = wd_jax.WeightDecay(3, lambd=1.0, lr=0.1, dtype="float64").set_w_b(
+            np.zeros((3, 1)), np.zeros(1))
+        assert params["w"].dtype == np.float64

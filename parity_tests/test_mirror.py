@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 
-import pytest
-
-from parity_tests.conftest import requested_backends
+from parity_tests.conftest import requested_backends, require_backends
 
 
 def public_api(module) -> dict:
@@ -22,10 +20,7 @@ def public_api(module) -> dict:
 
 
 def test_backends_export_the_same_names_and_signatures():
-    names = requested_backends()
-    if len(names) < 2:
-        pytest.fail(f"the mirror test needs both backends; WD_BACKENDS={names}")
-    torch_api, jax_api = (public_api(importlib.import_module(f"wd_{n}")) for n in names)
+    torch_api, jax_api = (public_api(module) for module in require_backends("torch", "jax"))
     assert torch_api == jax_api
 
 

@@ -55,8 +55,12 @@ def test_data_follow_the_chapter_generator():
     noise = y - (0.05 + X @ np.full((5, 1), 0.01))
     assert abs(X.mean()) < 0.03 and abs(X.std() - 1) < 0.03
     assert abs(noise.std() - 0.01) < 0.0005
-    # Pitfall 4 of DESIGN.md: a reused PRNG key would make the noise a copy of X's draws.
+    # Pitfall 4 of DESIGN.md: a reused PRNG key would make the noise a copy of X's draws
+    # (in row-major order), so the unit noise must not be any run of X's values.
     assert abs(np.corrcoef(noise[:, 0], X[:, 0])[0, 1]) < 0.05
+    unit_noise = (noise / 0.01).ravel()
+    assert not np.allclose(unit_noise, X.ravel()[: len(unit_noise)], atol=1e-6)
+    assert not np.allclose(unit_noise, X[:, 0], atol=1e-6)
 
 
 def test_init_std_is_the_chapters():
@@ -109,3 +113,35 @@ def test_bad_sizes_are_rejected_with_the_value(kwargs, message):
 def test_non_integer_size_is_a_type_error():
     with pytest.raises(TypeError, match="num_train must be a positive integer, got 2.5"):
         SyntheticData(num_train=2.5)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_the_seed_sets_every_stream_as_documented(seed):
+    """SeedSequence((seed, stream[, epoch])) with streams data 0, init 1, batches 2."""
+
+    def rng(*key):
+        return np.random.default_rng(np.random.SeedSequence(key))
+
+    d = SyntheticData(num_train=9, num_val=4, num_inputs=3, batch_size=4, seed=seed)
+    draws = rng(seed, 0)
+    X = draws.standard_normal((13, 3))
+    y = X @ np.full((3, 1), 0.01) + 0.05 + 0.01 * draws.standard_normal((13, 1))
+    np.testing.assert_array_equal(np.vstack([d.X_train, d.X_val]), X)
+    np.testing.assert_array_equal(np.vstack([d.y_train, d.y_val]), y)
+    np.testing.assert_array_equal(init_params(3, seed=seed)[0],
+                                  0.01 * rng(seed, 1).standard_normal((3, 1)))
+    for epoch in (0, 4):
+        np.testing.assert_array_equal(d.epoch_permutation(epoch),
+                                      rng(seed, 2, epoch).permutation(9))
+    other = SyntheticData(num_train=9, num_val=4, num_inputs=3, batch_size=4, seed=seed + 1)
+    assert not np.array_equal(other.X_train, d.X_train)
+    assert not np.array_equal(other.epoch_permutation(0), d.epoch_permutation(0))
+    assert not np.array_equal(init_params(3, seed=seed + 1)[0], init_params(3, seed=seed)[0])
+
+
+@pytest.mark.parametrize("seed", [-1, None, True, 1.5])
+def test_init_params_checks_its_seed_like_the_data(seed):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        init_params(3, seed=seed)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        SyntheticData(num_train=4, num_val=2, num_inputs=3, batch_size=2, seed=seed)

@@ -107,3 +107,14 @@ def test_sgd_step_rejects_bad_hyperparameters(bad):
         reference.sgd_step(w, b, X, y, lr=bad, lambd=1.0)
     with pytest.raises(ValueError, match="lambd must be a finite number >= 0"):
         reference.sgd_step(w, b, X, y, lr=0.1, lambd=bad)
+
+
+def test_the_oracle_refuses_shapes_that_would_broadcast():
+    w, b = np.zeros((3, 1)), np.zeros(1)
+    X = np.ones((4, 3))
+    for bad_w, bad_y in ((w, np.ones(4)), (np.zeros(3), np.ones((4, 1)))):
+        for function in (reference.loss, reference.grads):
+            with pytest.raises(ValueError, match="do not fit X"):
+                function(bad_w, b, X, bad_y)
+        with pytest.raises(ValueError, match="do not fit X"):
+            reference.sgd_step(bad_w, b, X, bad_y, lr=0.1, lambd=1.0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wd_core.validation import check_positive_int
+from wd_core.validation import check_positive_int, check_seed
 
 # Independent random streams derived from one user seed: SeedSequence((seed, stream)).
 STREAM_DATA = 0
@@ -44,9 +44,7 @@ class SyntheticData:
         self.num_val = check_positive_int("num_val", num_val)
         self.num_inputs = check_positive_int("num_inputs", num_inputs)
         self.batch_size = check_positive_int("batch_size", batch_size)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         if self.batch_size > self.num_train:
             raise ValueError(
                 f"batch_size={self.batch_size} is larger than num_train={self.num_train}; "

@@ -42,7 +42,8 @@ class History:
 
     def __post_init__(self):
         for name in _ARRAYS:
-            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+            # A copy: writable float64 arrays that own their data, whatever the backend gave.
+            setattr(self, name, np.array(getattr(self, name), dtype=np.float64))
 
     @property
     def l2_penalty(self) -> float:

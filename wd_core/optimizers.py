@@ -38,6 +38,13 @@ def _is_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
+def _real(name: str, value) -> float:
+    """``value`` as a float if it is a real number (not a bool); ``TypeError`` otherwise."""
+    if not _is_number(value):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def check_number(name: str, value, *, low=None, high=None, low_open=False) -> None:
     """``ValueError`` unless ``value`` is finite and within the bounds (if it is a number)."""
     if isinstance(value, bool):
@@ -117,10 +124,16 @@ class OptimizerSpec:
 
     def __post_init__(self):
         check_choice("optimizer family", self.family, FAMILIES)
-        betas = self.betas
-        if isinstance(betas, list):
-            betas = tuple(betas)
-        object.__setattr__(self, "betas", betas)
+        # Plain floats: a spec is a static (hashed) argument of a compiled JAX run and is
+        # written to JSON; schedules and traced values belong to the optax builders.
+        for name in ("momentum", "dampening", "eps"):
+            object.__setattr__(self, name, _real("OptimizerSpec." + name, getattr(self, name)))
+        try:
+            beta1, beta2 = self.betas
+        except (TypeError, ValueError):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}") from None
+        object.__setattr__(self, "betas", (_real("OptimizerSpec.betas[0]", beta1),
+                                           _real("OptimizerSpec.betas[1]", beta2)))
         check_sgd_arguments(lr=0.0, momentum=self.momentum, dampening=self.dampening,
                             weight_decay=0.0, nesterov=self.nesterov)
         check_adam_arguments(lr=0.0, betas=self.betas, eps=self.eps, weight_decay=0.0)

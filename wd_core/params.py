@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from wd_core.data import STREAM_INIT, rng_for
-from wd_core.validation import check_positive_int
+from wd_core.validation import as_float_array, check_positive_int, check_seed
 
 INIT_STD = 0.01
 
@@ -13,7 +13,7 @@ INIT_STD = 0.01
 def init_params(num_inputs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``w ~ N(0, 0.01**2)`` of shape (num_inputs, 1) and ``b = 0`` of shape (1,), float64."""
     num_inputs = check_positive_int("num_inputs", num_inputs)
-    w = INIT_STD * rng_for(seed, STREAM_INIT).standard_normal((num_inputs, 1))
+    w = INIT_STD * rng_for(check_seed(seed), STREAM_INIT).standard_normal((num_inputs, 1))
     return w, np.zeros(1)
 
 
@@ -29,8 +29,7 @@ def resolve_init(num_inputs: int, seed: int, init) -> tuple[np.ndarray, np.ndarr
         w, b = init
     except (TypeError, ValueError):
         raise ValueError(f"init must be None or a pair (w, b), got {type(init).__name__}") from None
-    w = np.array(w, dtype=np.float64)
-    b = np.array(b, dtype=np.float64)
+    w, b = as_float_array("init w", w), as_float_array("init b", b)
     if w.shape != (num_inputs, 1) or b.shape != (1,):
         raise ValueError(
             f"init has shapes w{w.shape}, b{b.shape}; accepted: w({num_inputs}, 1), b(1,)"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from wd_core.runspec import history_from_epochs, prepare_run
-from wd_core.validation import check_nonnegative_float
+from wd_core.validation import check_nonnegative_float, check_step_arrays
 
 
 def _f64(a) -> np.ndarray:
@@ -29,8 +29,10 @@ def l2_penalty(w) -> float:
 
 
 def residual(w, b, X, y) -> np.ndarray:
-    """``X w + b - y``: (n, 1) float64."""
-    return _f64(X) @ _f64(w) + _f64(b) - _f64(y)
+    """``X w + b - y``: (n, 1) float64, from w (d, 1), b (1,), X (n, d), y (n, 1) (``ValueError``
+    for other shapes: a (n,) ``y`` would broadcast to (n, n) silently)."""
+    w, b, X, y = check_step_arrays(w, b, X, y)
+    return X @ w + b - y
 
 
 def loss(w, b, X, y) -> float:

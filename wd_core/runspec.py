@@ -20,6 +20,7 @@ from wd_core.validation import (
     check_device_name,
     check_hyperparameters,
     check_nonnegative_float,
+    check_step_arrays,
 )
 
 
@@ -56,8 +57,12 @@ class RunSpec:
         }
 
 
-def prepare_run(data, *, method, lambd, lr, max_epochs, init, dtype, device) -> RunSpec:
-    """Validate a run's arguments (``ValueError``/``TypeError`` naming the bad value)."""
+def prepare_run(data, *, method, lambd, lr, max_epochs, init, dtype, device,
+                progress=None) -> RunSpec:
+    """Validate a run's arguments (``ValueError``/``TypeError`` naming the bad value);
+    ``progress`` must be None or callable."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be None or a callable progress(epoch), got {progress!r}")
     if not isinstance(data, SyntheticData):
         raise TypeError(f"data must be a wd_core.SyntheticData, got {type(data).__name__}")
     check_choice("method", method, METHODS)
@@ -118,14 +123,5 @@ def prepare_step(w, b, X, y, *, method, lambd, lr, dtype, device) -> StepSpec:
     lr = check_nonnegative_float("lr", lr)
     check_choice("dtype", dtype, DTYPES)
     device = check_device_name(device)
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[0] < 1:
-        raise ValueError(f"X has shape {X.shape}; accepted: (n, d) with n >= 1")
-    n, d = X.shape
-    w, b, y = (np.asarray(a, dtype=np.float64) for a in (w, b, y))
-    if w.shape != (d, 1) or b.shape != (1,) or y.shape != (n, 1):
-        raise ValueError(
-            f"shapes w{w.shape}, b{b.shape}, y{y.shape} do not fit X{X.shape}; "
-            f"accepted: w({d}, 1), b(1,), y({n}, 1)"
-        )
+    w, b, X, y = check_step_arrays(w, b, X, y)
     return StepSpec(w, b, X, y, method, lambd, lr, dtype, device)

@@ -35,8 +35,8 @@ def check_nonnegative_float(name: str, value) -> float:
 
 
 def check_choice(name: str, value, accepted: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``accepted``, else raise."""
-    if value not in accepted:
+    """Return ``value`` if it is one of the strings ``accepted``, else raise ``ValueError``."""
+    if not isinstance(value, str) or value not in accepted:
         raise ValueError(f"unknown {name} {value!r}; accepted: {', '.join(accepted)}")
     return value
 
@@ -61,3 +61,39 @@ def check_device_name(device) -> str:
         if prefix == "cuda" and index.isdigit():
             return device
     raise ValueError(f"unknown device {device!r}; accepted: None, 'cpu', 'cuda', 'cuda:N'")
+
+
+def check_seed(seed) -> int:
+    """Return ``seed`` as an int if it is an integer >= 0 (not a bool), else raise."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def as_float_array(name: str, value) -> np.ndarray:
+    """``value`` as a new float64 numpy array; ``ValueError`` naming ``name`` unless it holds
+    real numbers (ints or floats: booleans, complex numbers, strings and objects are refused).
+    """
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name} is not an array of numbers: {err}") from None
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{name} has dtype {array.dtype}; accepted: real numbers (int, float)")
+    return np.array(array, dtype=np.float64)
+
+
+def check_step_arrays(w, b, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(w, b, X, y)`` as float64 arrays of shapes (d, 1), (1,), (n, d), (n, 1), n >= 1;
+    ``ValueError`` naming the shapes otherwise."""
+    X = as_float_array("X", X)
+    if X.ndim != 2 or X.shape[0] < 1:
+        raise ValueError(f"X has shape {X.shape}; accepted: (n, d) with n >= 1")
+    n, d = X.shape
+    w, b, y = (as_float_array(name, a) for name, a in (("w", w), ("b", b), ("y", y)))
+    if w.shape != (d, 1) or b.shape != (1,) or y.shape != (n, 1):
+        raise ValueError(
+            f"shapes w{w.shape}, b{b.shape}, y{y.shape} do not fit X{X.shape}; "
+            f"accepted: w({d}, 1), b(1,), y({n}, 1)"
+        )
+    return w, b, X, y

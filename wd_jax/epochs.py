@@ -5,6 +5,7 @@ and fetching the results.
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import jax
 import numpy as np
@@ -12,30 +13,49 @@ import optax
 
 from wd_jax.models import squared_loss
 
-#: Where a compiled program reports finished epochs while a ``progress=`` call runs. A module
-#: variable, not a context variable: JAX calls back from its own thread.
-_progress_sink = {"callable": None}
+#: The ``progress`` callable of each running call, by the token that its compiled program
+#: passes back (module state, not a context variable: JAX calls back from its own thread; a
+#: token per call keeps concurrent calls apart), and the exception a callable raised.
+_sinks: dict = {}
+_errors: dict = {}
+_tokens = itertools.count()
 
 
-def _deliver_epoch(epoch) -> None:
-    sink = _progress_sink["callable"]
-    if sink is not None:
+def _deliver_epoch(token, epoch) -> None:
+    token = int(token)
+    sink = _sinks.get(token)
+    if sink is None:
+        return
+    try:
         sink(int(epoch))
+    except BaseException as err:  # noqa: BLE001 - kept and raised in the caller's thread
+        _errors[token] = err
+        _sinks.pop(token, None)
 
 
 @contextlib.contextmanager
 def reporting_to(progress):
-    """Within the block, :func:`report_epoch` calls ``progress(epoch)`` (None: nothing)."""
-    previous, _progress_sink["callable"] = _progress_sink["callable"], progress
+    """Yields a token (an int32 numpy scalar) to pass into the compiled program, whose
+    :func:`report_epoch` calls then reach ``progress(epoch)`` (None: nothing). An exception
+    raised by ``progress`` stops the reports and is raised here when the block ends, as it
+    would be from a plain Python loop."""
+    token = next(_tokens) % 2**31
+    if progress is not None:
+        _sinks[token] = progress
     try:
-        yield
+        yield np.int32(token)
+        error = _errors.pop(token, None)
+        if error is not None:
+            raise error
     finally:
-        _progress_sink["callable"] = previous
+        _sinks.pop(token, None)
+        _errors.pop(token, None)
 
 
-def report_epoch(index) -> None:
-    """Inside compiled code: report that epoch ``index`` (a traced int) has finished."""
-    jax.debug.callback(_deliver_epoch, index, ordered=True)
+def report_epoch(token, index) -> None:
+    """Inside compiled code: report that epoch ``index`` (a traced int) has finished to the
+    ``progress`` registered under ``token`` (traced) by :func:`reporting_to`."""
+    jax.debug.callback(_deliver_epoch, token, index, ordered=True)
 
 
 def epoch_function(model, optimizer, X, y, X_val, y_val):

@@ -59,6 +59,10 @@ class _LinearRegression:
         self.lambd = _hyperparameter("lambd", lambd)
         self.lr = _hyperparameter("lr", lr)
         self.dtype = jax_dtype(dtype)
+        if self.dtype == jnp.float64 and not jax.config.jax_enable_x64:
+            # Otherwise JAX would silently make every array float32.
+            raise ValueError("dtype='float64' needs JAX's x64 mode: build and use the model "
+                             "inside wd_jax.device.numerics('float64')")
         self.optimizer_spec = check_optimizer(optimizer)
 
     def set_w_b(self, w, b) -> dict:

@@ -37,7 +37,7 @@ from wd_jax.models import MODELS
 
 
 @functools.partial(jax.jit, static_argnames=("method", "report_progress"))
-def _compiled_sweep(method, params, X, y, X_val, y_val, full, last, lambdas, lr,
+def _compiled_sweep(method, params, X, y, X_val, y_val, full, last, lambdas, lr, token,
                     report_progress=False):
     """Every epoch of every lambda's run.
 
@@ -45,6 +45,7 @@ def _compiled_sweep(method, params, X, y, X_val, y_val, full, last, lambdas, lr,
         params: {"w": (d, 1), "b": (1,)}, the shared start; X, y: (n, d), (n, 1); X_val, y_val.
         full: (E, S, B) int row indices of the full batches; last: (E, r) the ragged ones.
         lambdas: (L,) in the run's dtype; lr: a scalar (both traced: no recompilation).
+        token: int32 scalar from :func:`wd_jax.epochs.reporting_to` (where reports go).
 
     Returns per-epoch ``(w (E, L, d, 1), b (E, L, 1), train_loss (E, L), val_loss (E, L))``.
     """
@@ -64,7 +65,7 @@ def _compiled_sweep(method, params, X, y, X_val, y_val, full, last, lambdas, lr,
         index, (full_batches, last_batch) = inputs
         carry, outputs = every_lambda(carry, lambdas, full_batches, last_batch)
         if report_progress:  # outside the vmap: one call per epoch, not one per lambda
-            report_epoch(index)
+            report_epoch(token, index)
         return carry, outputs
 
     count = lambdas.shape[0]
@@ -93,15 +94,15 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     ``lr`` are traced.
     """
     spec = prepare_sweep(data, lambdas=lambdas, method=method, lr=lr, max_epochs=max_epochs,
-                         init=init, dtype=dtype, device=device)
+                         init=init, dtype=dtype, device=device, progress=progress)
     dev = jax_device(spec.run.device)
-    with reporting_to(progress):
-        per_epoch = _sweep_on(spec, data, dev, progress)
+    with reporting_to(progress) as token:
+        per_epoch = _sweep_on(spec, data, dev, token, progress is not None)
     # (E, L, ...) -> (L, E, ...): lambda first, as histories_from_sweep expects.
     return histories_from_sweep(spec, "jax", *(np.swapaxes(a, 0, 1) for a in per_epoch))
 
 
-def _sweep_on(spec, data, dev, progress):
+def _sweep_on(spec, data, dev, token, report_progress):
     run = spec.run
     with numerics(run.dtype):
         model = MODELS[run.method](data.num_inputs, lambd=0.0, lr=run.lr, dtype=run.dtype)
@@ -109,7 +110,7 @@ def _sweep_on(spec, data, dev, progress):
         per_epoch = _compiled_sweep(
             run.method, params, *arrays_on_device(data, run.dtype, dev),
             *schedule_on_device(data, run.max_epochs, dev),
-            *(to_device(h, jax_dtype(run.dtype), dev) for h in (spec.lambdas, run.lr)),
-            report_progress=progress is not None,
+            *(to_device(h, jax_dtype(run.dtype), dev) for h in (spec.lambdas, run.lr)), token,
+            report_progress=report_progress,
         )
         return fetch(per_epoch)

@@ -34,7 +34,7 @@ TRACE_COUNTS: collections.Counter = collections.Counter()
 
 
 @functools.partial(jax.jit, static_argnames=("method", "report_progress", "optimizer"))
-def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr,
+def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr, token,
                   report_progress=False, optimizer=None):
     """Every epoch of one run.
 
@@ -42,6 +42,7 @@ def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr,
         params: {"w": (d, 1), "b": (1,)}; X, y: (n, d), (n, 1); X_val, y_val likewise.
         full: (E, S, B) int row indices of the full batches; last: (E, r) the ragged ones.
         lambd, lr: scalars in the run's dtype (traced: new values do not recompile).
+        token: int32 scalar from :func:`wd_jax.epochs.reporting_to` (where reports go).
         report_progress: compile in a host callback after each epoch (``train(progress=)``).
         optimizer: ``None`` or a hashable :class:`wd_core.optimizers.OptimizerSpec` (static:
             a new spec compiles once more; ``lambd`` and ``lr`` stay traced).
@@ -69,7 +70,7 @@ def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr,
         def train_epoch(state):
             result = run_epoch(state, full_batches, last_batch)
             if report_progress:
-                report_epoch(index)
+                report_epoch(token, index)
             return result
 
         state, outputs = jax.lax.cond(stopped, skip_epoch, train_epoch, state)
@@ -111,18 +112,18 @@ def train(
     """
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
-        dtype=dtype, device=device,
+        dtype=dtype, device=device, progress=progress,
     )
     optimizer_spec = check_optimizer(optimizer)
     dev = jax_device(spec.device)
-    with reporting_to(progress):
-        history = _train_on(spec, data, dev, progress, optimizer_spec)
+    with reporting_to(progress) as token:
+        history = _train_on(spec, data, dev, token, progress is not None, optimizer_spec)
     if optimizer_spec is not None:
         history.config["optimizer"] = optimizer_spec.to_config()
     return history
 
 
-def _train_on(spec, data, dev, progress, optimizer_spec=None):
+def _train_on(spec, data, dev, token, report_progress, optimizer_spec):
     with numerics(spec.dtype):
         model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr,
                                     dtype=spec.dtype)
@@ -130,7 +131,7 @@ def _train_on(spec, data, dev, progress, optimizer_spec=None):
         per_epoch = _compiled_run(
             spec.method, params, *arrays_on_device(data, spec.dtype, dev),
             *schedule_on_device(data, spec.max_epochs, dev),
-            *(to_device(h, jax_dtype(spec.dtype), dev) for h in (spec.lambd, spec.lr)),
-            report_progress=progress is not None, optimizer=optimizer_spec,
+            *(to_device(h, jax_dtype(spec.dtype), dev) for h in (spec.lambd, spec.lr)), token,
+            report_progress=report_progress, optimizer=optimizer_spec,
         )
         return history_from_epochs(spec, "jax", *fetch(per_epoch))

@@ -103,7 +103,13 @@ class WeightDecay(_LinearRegression):
 
     def __init__(self, num_inputs, *, lambd, lr, dtype="float32", optimizer=None):
         super().__init__(num_inputs, lambd=lambd, lr=lr, dtype=dtype, optimizer=optimizer)
-        self.net = nn.Linear(self.num_inputs, 1, dtype=self.dtype)
+        # skip_init: nn.Linear's own random init would draw from torch's global generator
+        # (the backends draw no random numbers); the parameters start at zero, as in
+        # WeightDecayScratch, until set_w_b gives them the shared initial values.
+        self.net = nn.utils.skip_init(nn.Linear, self.num_inputs, 1, dtype=self.dtype)
+        with torch.no_grad():
+            self.net.weight.zero_()
+            self.net.bias.zero_()
 
     def _parameters_as_w_b(self):
         return self.net.weight, self.net.bias

@@ -75,7 +75,7 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
             the whole sweep.
     """
     spec = prepare_sweep(data, lambdas=lambdas, method=method, lr=lr, max_epochs=max_epochs,
-                         init=init, dtype=dtype, device=device)
+                         init=init, dtype=dtype, device=device, progress=progress)
     run = spec.run
     dev, tdtype = torch_device(run.device), torch_dtype(run.dtype)
 

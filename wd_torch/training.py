@@ -37,7 +37,7 @@ def train(
     """
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
-        dtype=dtype, device=device,
+        dtype=dtype, device=device, progress=progress,
     )
     optimizer_spec = check_optimizer(optimizer)
     dev = torch_device(spec.device)
