@@ -68,6 +68,16 @@ def as_dtype(dtype: str, *arrays) -> list[np.ndarray]:
     return [np.asarray(a, dtype=dtype).astype(np.float64) for a in arrays]
 
 
+def assert_computed_in(dtype: str, *arrays) -> None:
+    """A float32 result must be made of float32 values (a run secretly computed in float64
+    would pass every closeness test against the float64 oracle); float64: nothing to check."""
+    if dtype == "float32":
+        for array in arrays:
+            array = np.asarray(array)
+            np.testing.assert_array_equal(array, array.astype(np.float32).astype(np.float64),
+                                          err_msg="not float32 values")
+
+
 def step_scale(w, b, X, y, *, lr, lambd) -> tuple[np.ndarray, np.ndarray]:
     """Magnitudes of the terms one step adds, for ``w`` (d, 1) and ``b`` (1,).
 

@@ -14,6 +14,7 @@ import inspect
 import numpy as np
 import pytest
 
+from parity_tests.cases import assert_computed_in
 from wd_core import SyntheticData, reference
 from wd_core.tolerances import assert_close
 
@@ -49,6 +50,7 @@ def test_step_float32_matches_idiomatic_step(backend, block_rows):
     expected = backend.sgd_step(w, b, X, y, method="concise", lr=LR, lambd=LAMBD)
     actual = fused_of(backend).fused_sgd_step(w, b, X, y, lr=LR, lambd=LAMBD,
                                               block_rows=block_rows)
+    assert_computed_in("float32", *actual)
     for got, want in zip(actual, expected, strict=True):
         assert_close(got, want, "float32_step")
 
@@ -92,6 +94,7 @@ def test_train_fast_float32_matches_train(backend, chapter_data, block_rows):
     expected = backend.train(chapter_data, method="concise", lambd=3.0, lr=0.01, max_epochs=10)
     history = fused_of(backend).train_fast(chapter_data, lambd=3.0, lr=0.01, max_epochs=10,
                                            block_rows=block_rows)
+    assert_computed_in("float32", history.epoch_w, history.epoch_b, history.train_loss)
     for name in ("w", "b", "train_loss", "val_loss"):
         assert_close(getattr(history, name), getattr(expected, name), "float32", err_msg=name)
 

@@ -35,6 +35,7 @@ from parity_tests.cases import (
     STEP_PARAM_BOUND,
     STEP_ROWS,
     as_dtype,
+    assert_computed_in,
     random_step_inputs,
     step_scale,
 )
@@ -80,6 +81,7 @@ def test_one_step_is_the_update_rule(backend, method, dtype, inputs, lr, decay):
     w, b, X, y = as_dtype(dtype, *inputs)
     lambd = decay / lr
     got = backend.sgd_step(w, b, X, y, method=method, lambd=lambd, lr=lr, dtype=dtype)
+    assert_computed_in(dtype, *got)
     rule = chapter_rule(w, b, X, y, lr=lr, lambd=lambd)
     oracle = reference.sgd_step(w, b, X, y, lr=lr, lambd=lambd)
     scales = step_scale(w, b, X, y, lr=lr, lambd=lambd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from parity_tests.cases import assert_computed_in
 from parity_tests.conftest import require_backends
 from wd_core import SyntheticData, reference
 from wd_core.tolerances import assert_close
@@ -31,6 +32,7 @@ def test_sweep_equals_single_runs(backend, chapter_data, method, dtype):
                                dtype=dtype)
         assert history.config == single.config
         assert not history.diverged
+        assert_computed_in(dtype, *(getattr(history, field) for field in FIELDS))
         for field in FIELDS:
             assert_close(getattr(history, field), getattr(single, field), dtype,
                          f"{field}, lambd={lambd}")
@@ -122,9 +124,15 @@ def test_jax_concise_sweep_decays_through_optax_add_decayed_weights(monkeypatch)
     real = optax.add_decayed_weights
     monkeypatch.setattr(optax, "add_decayed_weights",
                         lambda weight_decay, mask=None: real(2 * weight_decay, mask))
-    data = SyntheticData(num_train=5, num_val=3, num_inputs=3, batch_size=5, seed=8)  # fresh shapes
+    from wd_jax.sweeping import _compiled_sweep
+
+    data = SyntheticData(num_train=5, num_val=3, num_inputs=3, batch_size=5, seed=8)
     lambdas = [0.0, 0.5, 2.0]
-    histories = wd_jax.sweep(data, lambdas=lambdas, lr=0.1, max_epochs=3, dtype="float64")
+    _compiled_sweep.clear_cache()  # trace anew with the patched transform...
+    try:
+        histories = wd_jax.sweep(data, lambdas=lambdas, lr=0.1, max_epochs=3, dtype="float64")
+    finally:
+        _compiled_sweep.clear_cache()  # ...and leave no program that holds it
     for lambd, history in zip(lambdas, histories, strict=True):
         doubled = reference.train(data, lambd=2 * lambd, lr=0.1, max_epochs=3)
         assert_close(history.epoch_w, doubled.epoch_w, "float64", f"lambd={lambd}")

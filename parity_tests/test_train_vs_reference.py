@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity_tests.cases import DTYPES, LAMBDAS, METHODS, RUN_CASES
+from parity_tests.cases import DTYPES, LAMBDAS, METHODS, RUN_CASES, assert_computed_in
 from parity_tests.conftest import require_backends
 from parity_tests.runs import backend_run, reference_run
 from wd_core import reference
@@ -36,6 +36,7 @@ def test_run_matches_reference(backend, case, lambd, method, dtype):
     history = backend_run(backend_name(backend), case, method, lambd, dtype)
     oracle = reference_run(case, lambd)
     assert not history.diverged and len(history.train_loss) == RUN_CASES[case].max_epochs
+    assert_computed_in(dtype, *(getattr(history, field) for field in FIELDS))
     for field in FIELDS:
         assert_close(getattr(history, field), getattr(oracle, field), dtype,
                      err_msg=f"{field} of {backend.__name__} {method} {case} lambd={lambd}")
