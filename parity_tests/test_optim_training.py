@@ -41,15 +41,19 @@ ORACLES = {
 }
 
 
-def torch_optim_run(spec, *, lambd, lr, penalty_in_loss=False):
+def torch_optim_run(spec, *, lambd, lr, penalty_in_loss=False, make_optimizer=None):
     """The concise model (or, with ``penalty_in_loss``, the scratch one) in float64 with
-    ``torch.optim``: returns the final ``w`` (d, 1) and ``b`` (1,)."""
+    ``torch.optim``: returns the final ``w`` (d, 1) and ``b`` (1,). ``make_optimizer(groups,
+    lr)`` builds the optimizer (default: ``ORACLES`` with the spec's hyper-parameters)."""
     w0, b0 = init_params(DATA.num_inputs, seed=DATA.seed)
     w = torch.tensor(w0.T.copy(), requires_grad=True)
     b = torch.tensor(b0.copy(), requires_grad=True)
     decay = 0.0 if penalty_in_loss else lambd
-    optimizer = ORACLES[spec.family](spec, [{"params": [w], "weight_decay": decay},
-                                            {"params": [b], "weight_decay": 0.0}], lr)
+    groups = [{"params": [w], "weight_decay": decay}, {"params": [b], "weight_decay": 0.0}]
+    if make_optimizer is None:
+        optimizer = ORACLES[spec.family](spec, groups, lr)
+    else:
+        optimizer = make_optimizer(groups, lr)
     X, y = torch.tensor(DATA.X_train), torch.tensor(DATA.y_train)
     for epoch in range(EPOCHS):
         for rows in DATA.epoch_batches(epoch):
@@ -75,6 +79,19 @@ def test_concise_training_matches_torch_optim(backend, name, dtype):
     assert_close(history.w, w, kind, err_msg=f"w of {name}")
     assert_close(history.b, b, kind, err_msg=f"b of {name}")
     assert history.config["optimizer"] == spec.to_config()
+
+
+@pytest.mark.parametrize(("family", "torch_class"), [("sgd", "SGD"), ("adam", "Adam"),
+                                                     ("adamw", "AdamW")])
+def test_a_spec_with_defaults_is_torch_optim_with_its_defaults(backend, family, torch_class):
+    """OptimizerSpec's defaults (momentum 0, betas (0.9, 0.999), eps 1e-8) are torch's own:
+    the oracle is built with nothing but ``lr`` and the groups."""
+    w, b = torch_optim_run(None, lambd=0.7, lr=0.01,
+                           make_optimizer=getattr(torch.optim, torch_class))
+    history = backend.train(DATA, method="concise", lambd=0.7, lr=0.01, max_epochs=EPOCHS,
+                            dtype="float64", optimizer=OptimizerSpec(family))
+    assert_close(history.w, w, "float64")
+    assert_close(history.b, b, "float64")
 
 
 @pytest.mark.parametrize("family", ["sgd", "adam", "adamw"])
@@ -107,8 +124,10 @@ def test_jax_same_spec_does_not_recompile():
     from wd_jax.training import TRACE_COUNTS
 
     spec = OptimizerSpec("adamw", betas=(0.85, 0.995))
+    first = TRACE_COUNTS["concise"]
     wd_jax.train(DATA, method="concise", lambd=1.0, lr=0.01, max_epochs=2, optimizer=spec)
     before = TRACE_COUNTS["concise"]
+    assert before == first + 1  # a spec not seen before compiles once
     wd_jax.train(DATA, method="concise", lambd=2.0, lr=0.02, max_epochs=2,
                  optimizer=OptimizerSpec("adamw", betas=(0.85, 0.995)))
     assert TRACE_COUNTS["concise"] == before
