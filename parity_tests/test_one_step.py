@@ -71,7 +71,7 @@ FIXED = random_step_inputs(np.random.default_rng(7), 5, 11)
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("method", METHODS)
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True)  # the same draws every run
 @given(inputs=step_inputs(), lr=st.floats(*STEP_LR_RANGE),
        decay=st.sampled_from([0.0, 1 - 1e-6]) | st.floats(*STEP_DECAY_RANGE))
 @example(inputs=FIXED, lr=0.01, decay=0.0)  # lambd = 0: no decay at all

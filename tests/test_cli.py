@@ -325,13 +325,28 @@ def test_ctrl_c_while_the_result_is_written_keeps_the_previous_file(tmp_path):
     assert out.read_text() == "previous\n" and os.listdir(tmp_path) == ["run.json"]
 
 
+ANNOUNCE_TRAINING = """
+import sys
+import wd_torch
+real_train = wd_torch.train
+def announced_train(*args, **kwargs):
+    print("training", flush=True)
+    return real_train(*args, **kwargs)
+wd_torch.train = announced_train
+from wd_core.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
 def test_ctrl_c_during_training_leaves_no_file(tmp_path):
     out = tmp_path / "run.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "wd_core", "run", "--backend", "torch", "--epochs", "2000000",
-         "--num-train", "4", "--num-val", "2", "--num-inputs", "2", "--batch-size", "4",
-         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)
+        [sys.executable, "-c", ANNOUNCE_TRAINING, "run", "--backend", "torch",
+         "--epochs", "2000000", "--num-train", "4", "--num-val", "2", "--num-inputs", "2",
+         "--batch-size", "4", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "training\n"  # imports done, the loop is starting
+    time.sleep(0.5)
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
