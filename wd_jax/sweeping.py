@@ -27,13 +27,13 @@ from wd_jax.device import (
     schedule_on_device,
     to_device,
 )
-from wd_jax.epochs import (
+from wd_jax.models import MODELS
+from wd_jax.training import (
     epoch_function,
     fetch,
     report_epoch,
     reporting_to,
 )
-from wd_jax.models import MODELS
 
 
 @functools.partial(jax.jit, static_argnames=("method", "report_progress"))
@@ -45,7 +45,7 @@ def _compiled_sweep(method, params, X, y, X_val, y_val, full, last, lambdas, lr,
         params: {"w": (d, 1), "b": (1,)}, the shared start; X, y: (n, d), (n, 1); X_val, y_val.
         full: (E, S, B) int row indices of the full batches; last: (E, r) the ragged ones.
         lambdas: (L,) in the run's dtype; lr: a scalar (both traced: no recompilation).
-        token: int32 scalar from :func:`wd_jax.epochs.reporting_to` (where reports go).
+        token: int32 scalar from :func:`wd_jax.training.reporting_to` (where reports go).
 
     Returns per-epoch ``(w (E, L, d, 1), b (E, L, 1), train_loss (E, L), val_loss (E, L))``.
     """
