@@ -49,7 +49,7 @@ def _deliver_epoch(token, epoch) -> None:
         return
     try:
         sink(int(epoch))
-    except BaseException as err:  # noqa: BLE001 - kept and raised in the caller's thread
+    except BaseException as err:  # kept, and raised in the caller's thread by reporting_to
         _errors[token] = err
         _sinks.pop(token, None)
 
@@ -138,8 +138,8 @@ def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr, tok
     TRACE_COUNTS[method] += 1
     model = MODELS[method](X.shape[1], lambd=lambd, lr=lr, dtype=X.dtype.name,
                            optimizer=optimizer)
-    optimizer = model.configure_optimizers()
-    run_epoch = epoch_function(model, optimizer, X, y, X_val, y_val)
+    transform = model.configure_optimizers()
+    run_epoch = epoch_function(model, transform, X, y, X_val, y_val)
 
     def skip_epoch(state):
         params = state[0]
@@ -162,7 +162,7 @@ def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr, tok
         return (state, stopped), outputs
 
     epochs = jnp.arange(full.shape[0])
-    start = ((params, optimizer.init(params)), jnp.array(False))
+    start = ((params, transform.init(params)), jnp.array(False))
     _, per_epoch = jax.lax.scan(epoch, start, (epochs, (full, last)))
     return per_epoch
 
