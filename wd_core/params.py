@@ -29,7 +29,7 @@ def resolve_init(num_inputs: int, seed: int, init) -> tuple[np.ndarray, np.ndarr
         w, b = init
     except (TypeError, ValueError):
         raise ValueError(f"init must be None or a pair (w, b), got {type(init).__name__}") from None
-    w, b = as_float_array("init w", w), as_float_array("init b", b)
+    w, b = as_float_array("init w", w).copy(), as_float_array("init b", b).copy()
     if w.shape != (num_inputs, 1) or b.shape != (1,):
         raise ValueError(
             f"init has shapes w{w.shape}, b{b.shape}; accepted: w({num_inputs}, 1), b(1,)"

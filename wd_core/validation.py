@@ -71,8 +71,9 @@ def check_seed(seed) -> int:
 
 
 def as_float_array(name: str, value) -> np.ndarray:
-    """``value`` as a new float64 numpy array; ``ValueError`` naming ``name`` unless it holds
-    real numbers (ints or floats: booleans, complex numbers, strings and objects are refused).
+    """``value`` as a float64 numpy array (not copied when it already is one); ``ValueError``
+    naming ``name`` unless it holds real numbers (ints or floats: booleans, complex numbers,
+    strings and objects are refused).
     """
     try:
         array = np.asarray(value)
@@ -80,7 +81,7 @@ def as_float_array(name: str, value) -> np.ndarray:
         raise ValueError(f"{name} is not an array of numbers: {err}") from None
     if array.dtype.kind not in "iuf":
         raise ValueError(f"{name} has dtype {array.dtype}; accepted: real numbers (int, float)")
-    return np.array(array, dtype=np.float64)
+    return np.asarray(array, dtype=np.float64)
 
 
 def check_step_arrays(w, b, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
