@@ -1,5 +1,5 @@
 """``python -m benchmarks``: run the benchmarks (``--help`` for the options)."""
 
-from benchmarks.cli import main
+from .cli import main
 
 raise SystemExit(main())

@@ -19,9 +19,9 @@ import argparse
 
 import numpy as np
 
-from benchmarks import bandwidth
-from benchmarks.implementation import no_sync
-from benchmarks.timing import Candidate, measure_interleaved
+from . import bandwidth
+from .implementation import no_sync
+from .timing import Candidate, measure_interleaved
 
 
 def _candidates(X_np, blocks):

@@ -5,16 +5,30 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import machine
-from benchmarks.report import format_summary, format_table, format_targets, write_json
-from benchmarks.runner import DEVICES, FRAMEWORKS, Options, cuda_report, run
-from benchmarks.workloads import GROUPS
 from wd_core.atomic import check_output_folder
-from wd_core.cli import OneLineParser, run_guarded
-from wd_core.commands.options import positive_int
-from wd_core.errors import DeviceUnavailableError
+from wd_core.errors import DeviceUnavailableError, InputError, PathError, run_command
+from wd_core.validation import POSITIVE_INT, number_from_text
+
+from . import machine
+from .report import format_summary, format_table, format_targets, write_json
+from .runner import DEVICES, FRAMEWORKS, Options, cuda_report, run
+from .workloads import GROUPS
 
 DEFAULT_OUT_DIR = Path("benchmarks") / "results"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors raise :class:`InputError` (one line, exit 2), not usage-and-exit."""
+
+    def error(self, message):
+        raise InputError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return number_from_text(text, POSITIVE_INT)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _names(accepted):
@@ -33,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options (shared with ``weight-decay bench``)."""
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and fewer processes: under a minute")
-    parser.add_argument("--repeats", type=positive_int, default=None,
+    parser.add_argument("--repeats", type=_positive_int, default=None,
                         help="timed samples per implementation (default 7, quick 5)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--frameworks", type=_names(FRAMEWORKS), default=FRAMEWORKS,
@@ -51,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
+    parser = _OneLineParser(
         prog="python -m benchmarks",
         description="Time SGD with weight decay: idiomatic loops, train(), fused paths; "
                     "CPU and CUDA; against the measured memory bandwidth.")
@@ -76,15 +90,18 @@ def file_stem(payload, quick: bool) -> str:
 def check_request(args):
     """Everything that can be refused before minutes of timing; returns ``args``.
 
-    ``--name`` must be a bare file stem; ``--out-dir`` is created (``OSError`` if it cannot
+    ``--name`` must be a bare file stem; ``--out-dir`` is created (``PathError`` if it cannot
     be) and must not hold a folder where the JSON would go; ``--devices cuda`` alone needs a
     GPU (:class:`wd_core.DeviceUnavailableError` otherwise: nothing would be measured).
     """
     name = args.name
     if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
-        raise ValueError(f"--name {name!r} is not a file stem; accepted: a name without a "
+        raise InputError(f"--name {name!r} is not a file stem; accepted: a name without a "
                          f"folder, e.g. cpu-mybox (the folder is --out-dir)")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PathError(f"--out-dir {str(args.out_dir)!r}: {err.strerror}") from None
     if name is not None:
         check_output_folder(args.out_dir / f"{name}.json")
     if "cpu" not in args.devices:
@@ -107,7 +124,7 @@ def execute(args, argv=None) -> int:
     json_path = write_json(args.out_dir / f"{stem}.json", payload)
     print(f"wrote {json_path}")
     if args.plot:
-        from benchmarks.plot import write_plot
+        from .plot import write_plot
 
         print(f"wrote {write_plot(args.out_dir / f'{stem}.png', payload)}")
     return 0
@@ -116,7 +133,9 @@ def execute(args, argv=None) -> int:
 def main(argv=None) -> int:
     """``python -m benchmarks``: bad input is one line on stderr and exit status 2; an error
     during the timing itself keeps its traceback."""
-    checked = run_guarded(build_parser(), argv, check_request, prog="python -m benchmarks")
+    parser = build_parser()
+    checked = run_command("python -m benchmarks", lambda: parser.parse_args(argv),
+                          check_request)
     if isinstance(checked, int):
         return checked
     return execute(checked, argv=argv)

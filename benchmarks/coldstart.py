@@ -43,7 +43,7 @@ def measure(backend: str, repeats: int) -> dict:
     totals, splits = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        with subprocess.Popen([sys.executable, "-m", "benchmarks.coldstart", backend],
+        with subprocess.Popen([sys.executable, "-m", f"{__package__}.coldstart", backend],
                               stdout=subprocess.PIPE, text=True) as proc:
             line = proc.stdout.readline()
             totals.append(time.perf_counter() - start)

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from benchmarks.implementation import (
+from .implementation import (
     Implementation,
     Prepared,
     fused_implementations,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.implementation import Implementation, Prepared, no_sync
 from wd_core.params import init_params
+
+from .implementation import Implementation, Prepared, no_sync
 
 FRAMEWORK = "numpy"
 

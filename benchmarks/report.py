@@ -6,7 +6,7 @@ JSON schema (``format: "weight-decay/benchmark"``, ``version: 1``; strict JSON):
 ``devices`` (measured), ``cuda`` (``measured`` and, when not, ``reason``), ``bandwidth``
 (per device: ``read_gbs``, ``size_bytes``, ``probes``), ``cold_start`` (per backend:
 ``median_s``, ``min_s``, ``max_s``, ``import_s``, ``first_result_s``), ``rows`` (below),
-``targets`` (:mod:`benchmarks.targets`), ``extras`` (``sweep_cost``: :mod:`benchmarks.extras`).
+``targets`` (:mod:`benchmarks.targets`), ``extras`` (``sweep_cost``: :mod:`benchmarks.sweep_cost`).
 
 A row: ``workload``, ``group``, ``framework``, ``implementation``, ``device``, ``dtype``,
 ``num_train``, ``batch_size``, ``num_inputs``, ``epochs``, ``steps``, ``block_rows``,

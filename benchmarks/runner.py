@@ -8,18 +8,20 @@ with its samples interleaved with the others' (:mod:`benchmarks.timing`), and it
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
 import importlib
 import sys
+import types
 from dataclasses import dataclass
 
-from benchmarks import bandwidth, coldstart, extras, machine, targets, timing
-from benchmarks.report import FORMAT, FORMAT_VERSION, make_row
-from benchmarks.workloads import GROUPS, workloads
 from wd_core import reference
-from wd_core.progress import progress_bar
 from wd_core.tolerances import is_close, run_kind
+
+from . import bandwidth, coldstart, machine, sweep_cost, targets, timing
+from .report import FORMAT, FORMAT_VERSION, make_row
+from .workloads import GROUPS, workloads
 
 FRAMEWORKS = ("torch", "jax", "numpy")
 DEVICES = ("cpu", "cuda")
@@ -47,7 +49,7 @@ class Options:
 
 def framework_module(name: str):
     """``benchmarks.impl_<name>``; ``ImportError`` with the install hint when missing."""
-    return importlib.import_module(f"benchmarks.impl_{name}")
+    return importlib.import_module(f".impl_{name}", __package__)
 
 
 def cuda_report(frameworks) -> dict:
@@ -79,6 +81,19 @@ def _candidates(workload, data, device, options, cuda):
     return found
 
 
+def _progress_bar(total: int, desc: str, quiet: bool):
+    """A tqdm bar (on a terminal, after a second, when tqdm is installed), else a stand-in."""
+    if not quiet and sys.stdout.isatty():
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            pass
+        else:
+            return tqdm(total=total, desc=desc, unit="sample", delay=1.0, leave=False,
+                        file=sys.stderr)
+    return contextlib.nullcontext(types.SimpleNamespace(update=lambda n=1: None))
+
+
 def time_workload(workload, device, options, cuda, read_gbs) -> list[dict]:
     """Rows of every implementation of ``workload`` on ``device``."""
     data = workload.data()
@@ -87,8 +102,7 @@ def time_workload(workload, device, options, cuda, read_gbs) -> list[dict]:
     kind = run_kind(options.dtype)
     entries = _candidates(workload, data, device, options, cuda)
     total = len(entries) * options.repeats
-    with progress_bar(total, desc=f"{workload.name} {device}", unit="sample",
-                      quiet=options.quiet) as bar:
+    with _progress_bar(total, f"{workload.name} {device}", options.quiet) as bar:
         timings = timing.measure_interleaved([c for _, _, c in entries], options.repeats,
                                              min_sample_s=options.min_sample_s,
                                              on_sample=lambda: bar.update(1))
@@ -122,7 +136,8 @@ def run(options: Options, argv=None, log=print) -> dict:
         for device in devices:
             log(f"{workload.name} on {device}: {workload.describe()}")
             rows += time_workload(workload, device, options, cuda, bw[device]["read_gbs"])
-    sweeps = extras.sweep_cost(options.frameworks, "cpu", options.repeats) \
+    sweeps = sweep_cost.sweep_cost(options.frameworks, "cpu", options.repeats,
+                                   options.dtype) \
         if "chapter" in options.groups else []
     return {
         "format": FORMAT, "version": FORMAT_VERSION,

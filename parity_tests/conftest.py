@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from wd_core.backends import BACKENDS
+from weight_decay.backends import BACKENDS
 
 
 def requested_backends() -> list[str]:

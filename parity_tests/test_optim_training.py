@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from wd_core import SyntheticData
-from wd_core.optimizer_demo import optimizer_rows
 from wd_core.optimizers import ADAM_FAMILIES, OptimizerSpec
 from wd_core.params import init_params
 from wd_core.tolerances import assert_close, run_kind
+from weight_decay.optimizer_demo import optimizer_rows
 
 torch = pytest.importorskip("torch")
 

@@ -124,15 +124,17 @@ def test_jax_concise_sweep_decays_through_optax_add_decayed_weights(monkeypatch)
     real = optax.add_decayed_weights
     monkeypatch.setattr(optax, "add_decayed_weights",
                         lambda weight_decay, mask=None: real(2 * weight_decay, mask))
-    from wd_jax.sweeping import _compiled_sweep
+    from wd_jax.training import run_chunk, start_state
 
     data = SyntheticData(num_train=5, num_val=3, num_inputs=3, batch_size=5, seed=8)
     lambdas = [0.0, 0.5, 2.0]
-    _compiled_sweep.clear_cache()  # trace anew with the patched transform...
+    for compiled in (run_chunk, start_state):
+        compiled.clear_cache()  # trace anew with the patched transform...
     try:
         histories = wd_jax.sweep(data, lambdas=lambdas, lr=0.1, max_epochs=3, dtype="float64")
     finally:
-        _compiled_sweep.clear_cache()  # ...and leave no program that holds it
+        for compiled in (run_chunk, start_state):
+            compiled.clear_cache()  # ...and leave no program that holds it
     for lambd, history in zip(lambdas, histories, strict=True):
         doubled = reference.train(data, lambd=2 * lambd, lr=0.1, max_epochs=3)
         assert_close(history.epoch_w, doubled.epoch_w, "float64", f"lambd={lambd}")

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from benchmarks import bandwidth, cli, report, runner, targets, timing
-from benchmarks.workloads import GROUPS, Workload, chapter, workloads
-from wd_core.cli import build_parser
+from wd_benchmarks import bandwidth, cli, report, runner, targets, timing
+from wd_benchmarks.workloads import GROUPS, Workload, chapter, workloads
+from weight_decay.cli import build_parser
 
 TINY = Workload("tiny", "chapter", num_train=10, batch_size=4, num_inputs=3, epochs=2,
                 num_val=2, lr=0.05)
@@ -128,7 +128,7 @@ def test_weight_decay_bench_has_the_same_options():
     args = build_parser().parse_args(["bench", "--quick", "--frameworks", "jax,numpy",
                                       "--workloads", "chapter", "--no-plot"])
     assert args.quick and args.frameworks == ("jax", "numpy") and args.groups == ("chapter",)
-    assert not args.plot and args.execute.__module__ == "wd_core.commands.bench"
+    assert not args.plot and args.execute.__module__ == "weight_decay.commands.bench"
     direct = cli.build_parser().parse_args(["--quick", "--frameworks", "jax,numpy",
                                             "--workloads", "chapter", "--no-plot"])
     assert cli.options_from_args(direct) == cli.options_from_args(args)

@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 
 from wd_core import History, SyntheticData, reference
-from wd_core.cli import main
 from wd_core.sweeps import read_sweep
+from weight_decay.cli import main
 
 SMALL = ["--num-train", "6", "--num-val", "4", "--num-inputs", "5", "--batch-size", "3"]
 SMALL_DATA = SyntheticData(num_train=6, num_val=4, num_inputs=5, batch_size=3)
 
 
 def run_cli(*args, code=None):
-    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "wd_core", *args]
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "weight_decay", *args]
     return subprocess.run(command, capture_output=True, text=True)
 
 
@@ -117,8 +117,8 @@ def test_sweep_measure_reports_a_ratio(capsys):
 
 def test_plot_overlays_both_backends_runs(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from wd_core.commands.plot import figure_for
-    from wd_core.plotting import lines_by_gid
+    from weight_decay.commands.plot import figure_for
+    from weight_decay.plotting import lines_by_gid
 
     paths = []
     for backend in ("torch", "jax"):
@@ -138,8 +138,8 @@ def test_plot_overlays_both_backends_runs(tmp_path, capsys):
 
 def test_plot_of_a_sweep_is_the_regularization_path(tmp_path):
     pytest.importorskip("matplotlib")
-    from wd_core.commands.plot import figure_for
-    from wd_core.plotting import lines_by_gid
+    from weight_decay.commands.plot import figure_for
+    from weight_decay.plotting import lines_by_gid
 
     out = tmp_path / "sweep.json"
     assert main(["sweep", "--backend", "torch", "--lambdas", "0,1,3", "--epochs", "2", *SMALL,
@@ -206,8 +206,8 @@ def test_demo_prints_the_chapter_table_and_writes_the_figures(tmp_path, capsys):
 
 def test_demo_figure_shows_the_chapter_runs(capsys):
     pytest.importorskip("matplotlib")
-    from wd_core.commands.demo import chapter_rows
-    from wd_core.plotting import lines_by_gid, loss_curves
+    from weight_decay.commands.demo import chapter_rows
+    from weight_decay.plotting import lines_by_gid, loss_curves
 
     rows = chapter_rows(SMALL_DATA, backends=["jax"], dtype="float32", lr=0.01, max_epochs=3)
     history = [r["history"] for r in rows if r["implementation"] == "jax concise"
@@ -292,7 +292,7 @@ def test_demo_without_torch_says_why_the_optimizer_rows_are_missing(monkeypatch,
 
 
 def test_no_bar_when_stdout_is_not_a_terminal(monkeypatch):
-    from wd_core.progress import epoch_callback, progress_bar
+    from weight_decay.progress import epoch_callback, progress_bar
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     bar = progress_bar(5, desc="x")
@@ -309,7 +309,7 @@ def fsync_then_ctrl_c(fd):
     os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C after the data are written, before replace
     signal.pthread_sigmask(signal.SIG_BLOCK, [])  # give the handler a chance to run
 os.fsync = fsync_then_ctrl_c
-from wd_core.cli import main
+from weight_decay.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
 
@@ -333,7 +333,7 @@ def announced_train(*args, **kwargs):
     print("training", flush=True)
     return real_train(*args, **kwargs)
 wd_torch.train = announced_train
-from wd_core.cli import main
+from weight_decay.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
 
@@ -469,7 +469,7 @@ def test_cuda_without_gpu_is_one_line_and_exit_2(capsys, backend, command):
 
 @pytest.mark.parametrize("command", ["run", "sweep"])
 def test_missing_backend_is_one_line_with_install_hint(command):
-    code = ("import sys; sys.modules['torch'] = None; from wd_core.cli import main; "
+    code = ("import sys; sys.modules['torch'] = None; from weight_decay.cli import main; "
             f"raise SystemExit(main(['{command}', '--backend', 'torch']))")
     result = run_cli(code=code)
     assert result.returncode == 2

@@ -9,7 +9,7 @@ CHECK = """
 import sys
 import wd_core
 from wd_core import reference, SyntheticData
-import wd_core.cli
+import weight_decay.cli
 reference.train(SyntheticData(num_train=4, num_inputs=2, batch_size=2), lambd=1, lr=0.1,
                 max_epochs=1)
 loaded = sorted(m for m in ("torch", "jax", "jaxlib", "optax") if m in sys.modules)

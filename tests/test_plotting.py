@@ -1,4 +1,4 @@
-"""wd_core.plotting: the plotted lines carry the Histories' values and the ridge closed form.
+"""weight_decay.plotting: the plotted lines carry the Histories' values and the ridge closed form.
 
 The ridge oracle here is independent of :func:`wd_core.reference.ridge`: the penalized least
 squares problem written as one augmented ``numpy.linalg.lstsq``.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from wd_core import SyntheticData, reference
-from wd_core.plotting import (
+from weight_decay.plotting import (
     history_label,
     lines_by_gid,
     loss_curves,

@@ -8,18 +8,22 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from wd_core.errors import MissingPathError, PathError
+
 
 def check_output_folder(path) -> Path:
-    """``path`` as a Path whose folder exists; ``FileNotFoundError`` naming it otherwise.
+    """``path`` as a Path whose folder exists; :class:`~wd_core.errors.MissingPathError` (a
+    ``FileNotFoundError``) naming it otherwise, :class:`~wd_core.errors.PathError` when
+    ``path`` is a folder.
 
     Called before long work so that a mistyped output path fails at once.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise FileNotFoundError(f"output folder {str(folder)!r} of {str(path)!r} does not exist")
+        raise MissingPathError(f"output folder {str(folder)!r} of {str(path)!r} does not exist")
     if path.is_dir():
-        raise IsADirectoryError(f"output path {str(path)!r} is a folder; give a file name")
+        raise PathError(f"output path {str(path)!r} is a folder; give a file name")
     return path
 
 
@@ -50,11 +54,14 @@ def atomic_writer(path, *, binary: bool = False):
     """Open a temporary file beside ``path`` for writing; on a clean exit it is flushed,
     synced, given the permissions ``open()`` would leave (``mkstemp`` makes it 0600) and
     ``os.replace``d onto ``path``. On any exception, ``KeyboardInterrupt`` included, it is
-    removed and ``path`` is left as it was. Raises ``FileNotFoundError`` naming the folder
-    when it does not exist.
+    removed and ``path`` is left as it was. Raises ``MissingPathError`` naming the folder
+    when it does not exist, and ``PathError`` when the folder does not take a new file.
     """
     path = check_output_folder(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise PathError(f"cannot write {str(path)!r}: {err.strerror}") from None
     try:
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             yield f

@@ -8,7 +8,7 @@ it stays in cache: for its residual ``r_blk = X_blk w + b - y_blk`` and for its 
 
 from __future__ import annotations
 
-from wd_core.validation import check_positive_int
+from wd_core.validation import POSITIVE_INT, check_number
 
 #: Batches up to this many bytes are not blocked (they stay in cache anyway).
 UNBLOCKED_BYTES = 4 * 2**20
@@ -30,5 +30,5 @@ def auto_block_rows(batch_size: int, num_inputs: int, itemsize: int, platform: s
 
 
 def check_block_rows(block_rows):
-    """``None`` or a positive int; ``ValueError`` naming the value otherwise."""
-    return None if block_rows is None else check_positive_int("block_rows", block_rows)
+    """``None`` or a positive int; ``InputError`` naming the value otherwise."""
+    return None if block_rows is None else check_number("block_rows", block_rows, POSITIVE_INT)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from wd_core.validation import check_positive_int, check_seed
+from wd_core.errors import InputError
+from wd_core.validation import NONNEGATIVE_INT, POSITIVE_INT, check_number, check_seed
 
 # Independent random streams derived from one user seed: SeedSequence((seed, stream)).
 STREAM_DATA = 0
@@ -40,13 +41,13 @@ class SyntheticData:
     """
 
     def __init__(self, num_train=20, num_val=100, num_inputs=200, batch_size=5, seed=0):
-        self.num_train = check_positive_int("num_train", num_train)
-        self.num_val = check_positive_int("num_val", num_val)
-        self.num_inputs = check_positive_int("num_inputs", num_inputs)
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.num_train = check_number("num_train", num_train, POSITIVE_INT)
+        self.num_val = check_number("num_val", num_val, POSITIVE_INT)
+        self.num_inputs = check_number("num_inputs", num_inputs, POSITIVE_INT)
+        self.batch_size = check_number("batch_size", batch_size, POSITIVE_INT)
         self.seed = check_seed(seed)
         if self.batch_size > self.num_train:
-            raise ValueError(
+            raise InputError(
                 f"batch_size={self.batch_size} is larger than num_train={self.num_train}; "
                 f"accepted: 1 <= batch_size <= num_train"
             )
@@ -76,9 +77,10 @@ class SyntheticData:
 
         A pure function of ``(seed, epoch)``; each epoch has its own stream.
         """
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
-        return rng_for(self.seed, STREAM_BATCHES, int(epoch)).permutation(self.num_train)
+        return self._permutation(check_number("epoch", epoch, NONNEGATIVE_INT))
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return rng_for(self.seed, STREAM_BATCHES, epoch).permutation(self.num_train)
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
         """The minibatches of ``epoch`` in step order, as arrays of training-row indices.
@@ -98,8 +100,8 @@ class SyntheticData:
         columns when ``batch_size`` divides ``num_train``). Epoch ``e`` is ``full[e]`` then
         ``last[e]``, exactly :meth:`epoch_batches` ``(e)``.
         """
-        max_epochs = check_positive_int("max_epochs", max_epochs)
-        orders = np.stack([self.epoch_permutation(e) for e in range(max_epochs)])
+        max_epochs = check_number("max_epochs", max_epochs, POSITIVE_INT)
+        orders = np.stack([self._permutation(e) for e in range(max_epochs)])
         n_full = (self.num_train // self.batch_size) * self.batch_size
         full = orders[:, :n_full].reshape(max_epochs, -1, self.batch_size)
         return full, orders[:, n_full:]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from wd_core.atomic import write_text_atomic
+from wd_core.errors import InputError, MissingPathError, PathError
 
 FORMAT = "weight-decay/history"
 FORMAT_VERSION = 1
@@ -74,12 +75,12 @@ class History:
 
     @classmethod
     def from_dict(cls, payload) -> History:
-        """Rebuild a History from :meth:`to_dict`'s output; ``ValueError`` if it is not one."""
+        """Rebuild a History from :meth:`to_dict`'s output; ``InputError`` if it is not one."""
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"not a weight-decay History (expected \"format\": \"{FORMAT}\")")
+            raise InputError(f"not a weight-decay History (expected \"format\": \"{FORMAT}\")")
         missing = [k for k in (*_ARRAYS, "config") if k not in payload]
         if missing:
-            raise ValueError(f"not a weight-decay History: missing {', '.join(missing)}")
+            raise InputError(f"not a weight-decay History: missing {', '.join(missing)}")
         arrays = {name: _from_json_list(payload[name]) for name in _ARRAYS}
         return cls(
             **arrays,
@@ -92,15 +93,27 @@ class History:
     def from_json(cls, path) -> History:
         """Read a History written by :meth:`to_json`. float64 values come back bit-exact."""
         path = Path(path)
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            message = f"{str(path)!r} is not JSON ({err.msg} at line {err.lineno})"
-            raise ValueError(message) from None
+        payload = read_json(path)
         try:
             return cls.from_dict(payload)
-        except ValueError as err:
-            raise ValueError(f"{str(path)!r}: {err}") from None
+        except InputError as err:
+            raise InputError(f"{str(path)!r}: {err}") from None
+
+
+def read_json(path: Path):
+    """The JSON value in the file ``path``; :class:`~wd_core.errors.InputError` naming the
+    file when it cannot be read (:class:`~wd_core.errors.MissingPathError` when it does not
+    exist) or is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise MissingPathError(f"cannot read {str(path)!r}: {err.strerror}") from None
+    except OSError as err:
+        raise PathError(f"cannot read {str(path)!r}: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"{str(path)!r} is not JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{str(path)!r} is not a text (JSON) file") from None
 
 
 def dumps_strict(payload) -> str:
@@ -128,4 +141,4 @@ def _from_json_list(values) -> np.ndarray:
     try:
         return np.array(convert(values), dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError("an array field holds non-numeric values") from None
+        raise InputError("an array field holds non-numeric values") from None

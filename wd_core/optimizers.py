@@ -23,83 +23,67 @@ numbers (a schedule, a traced JAX value) are not checked here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
-from numbers import Real
 
-from wd_core.validation import check_choice
+from wd_core.errors import InputError, InputTypeError
+from wd_core.validation import FINITE, NONNEGATIVE, Range, check_choice, check_number, is_number
 
 FAMILIES = ("sgd", "sgdw", "adam", "adamw")
 SGD_FAMILIES = ("sgd", "sgdw")
 ADAM_FAMILIES = ("adam", "adamw")
+BETA = Range(low=0.0, high=1.0)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
+def check_hyperparameter(name: str, value, within: Range = FINITE) -> None:
+    """:func:`wd_core.validation.check_number` for a value that is a number; a schedule or a
+    traced JAX value (anything else but a bool) is left to the framework."""
+    if isinstance(value, bool) or is_number(value):
+        check_number(name, value, within)
 
 
 def _real(name: str, value) -> float:
-    """``value`` as a float if it is a real number (not a bool); ``TypeError`` otherwise."""
-    if not _is_number(value):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def check_number(name: str, value, *, low=None, high=None, low_open=False) -> None:
-    """``ValueError`` unless ``value`` is finite and within the bounds (if it is a number)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not _is_number(value):
-        return
-    value = float(value)
-    ok = math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high
-    if not ok:
-        bounds = []
-        if low is not None:
-            bounds.append(f"{'>' if low_open else '>='} {low:g}")
-        if high is not None:
-            bounds.append(f"< {high:g}")
-        accepted = " and ".join(bounds) if bounds else "finite"
-        raise ValueError(f"{name} must be a finite number {accepted}, got {value!r}")
+    """``value`` as a float if it is a real number (not a bool); ``InputTypeError`` otherwise."""
+    return check_number(name, value, FINITE)
 
 
 def check_sgd_arguments(*, lr, momentum, dampening, weight_decay, nesterov) -> None:
-    """The checks of ``torch.optim.SGD.__init__`` (``ValueError`` like torch).
+    """The checks of ``torch.optim.SGD.__init__`` (``InputError``, a ``ValueError`` like torch's).
 
     ``lr``, ``momentum``, ``weight_decay`` >= 0; ``nesterov`` needs ``momentum > 0`` and
     ``dampening == 0``.
     """
-    check_number("lr", lr, low=0.0)
-    check_number("momentum", momentum, low=0.0)
-    check_number("dampening", dampening)
-    check_number("weight_decay", weight_decay, low=0.0)
+    check_hyperparameter("lr", lr, NONNEGATIVE)
+    check_hyperparameter("momentum", momentum, NONNEGATIVE)
+    check_hyperparameter("dampening", dampening)
+    check_hyperparameter("weight_decay", weight_decay, NONNEGATIVE)
     if not isinstance(nesterov, bool):
-        raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        raise InputTypeError(f"nesterov must be True or False, got {nesterov!r}")
     if nesterov and (not momentum > 0 or dampening != 0):
-        raise ValueError(
+        raise InputError(
             f"nesterov=True requires momentum > 0 and dampening == 0, got "
             f"momentum={momentum!r}, dampening={dampening!r}"
         )
 
 
 def check_adam_arguments(*, lr, betas, eps, weight_decay) -> None:
-    """The checks of ``torch.optim.Adam.__init__`` (``ValueError`` like torch).
+    """The checks of ``torch.optim.Adam.__init__`` (``InputError``, a ``ValueError`` like torch's).
 
     ``lr``, ``eps``, ``weight_decay`` >= 0; ``betas`` a pair with ``0 <= beta < 1``.
     """
-    check_number("lr", lr, low=0.0)
-    check_number("eps", eps, low=0.0)
+    check_hyperparameter("lr", lr, NONNEGATIVE)
+    check_hyperparameter("eps", eps, NONNEGATIVE)
+    beta1, beta2 = _pair(betas)
+    check_hyperparameter("betas[0]", beta1, BETA)
+    check_hyperparameter("betas[1]", beta2, BETA)
+    check_hyperparameter("weight_decay", weight_decay, NONNEGATIVE)
+
+
+def _pair(betas) -> tuple:
     try:
         beta1, beta2 = betas
     except (TypeError, ValueError):
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-    check_number("betas[0]", beta1, low=0.0, high=1.0)
-    check_number("betas[1]", beta2, low=0.0, high=1.0)
-    check_number("weight_decay", weight_decay, low=0.0)
+        raise InputError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+    return beta1, beta2
 
 
 @dataclass(frozen=True)
@@ -112,7 +96,7 @@ class OptimizerSpec:
         betas, eps: the Adam families only (torch's meaning).
 
     Frozen and hashable, so a compiled JAX run can take it as a static argument. A value
-    that does not apply to the family must keep its default (``ValueError`` otherwise).
+    that does not apply to the family must keep its default (``InputError`` otherwise).
     """
 
     family: str = "sgd"
@@ -128,10 +112,7 @@ class OptimizerSpec:
         # written to JSON; schedules and traced values belong to the optax builders.
         for name in ("momentum", "dampening", "eps"):
             object.__setattr__(self, name, _real("OptimizerSpec." + name, getattr(self, name)))
-        try:
-            beta1, beta2 = self.betas
-        except (TypeError, ValueError):
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}") from None
+        beta1, beta2 = _pair(self.betas)
         object.__setattr__(self, "betas", (_real("OptimizerSpec.betas[0]", beta1),
                                            _real("OptimizerSpec.betas[1]", beta2)))
         check_sgd_arguments(lr=0.0, momentum=self.momentum, dampening=self.dampening,
@@ -142,7 +123,7 @@ class OptimizerSpec:
             "momentum", "dampening", "nesterov")
         for name in foreign:
             if getattr(self, name) != defaults[name].default:
-                raise ValueError(
+                raise InputError(
                     f"{name}={getattr(self, name)!r} does not apply to optimizer family "
                     f"{self.family!r}; accepted for it: {', '.join(self._own_fields())}"
                 )
@@ -172,10 +153,10 @@ class OptimizerSpec:
 
 
 def check_optimizer(optimizer) -> OptimizerSpec | None:
-    """``None`` or an :class:`OptimizerSpec`; ``TypeError`` naming anything else."""
+    """``None`` or an :class:`OptimizerSpec`; ``InputTypeError`` naming anything else."""
     if optimizer is None or isinstance(optimizer, OptimizerSpec):
         return optimizer
-    raise TypeError(
+    raise InputTypeError(
         f"optimizer must be None or a wd_core.optimizers.OptimizerSpec, got "
         f"{type(optimizer).__name__}"
     )

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from wd_core.driver import chunk_epochs, drive
 from wd_core.runspec import history_from_epochs, prepare_run
-from wd_core.validation import check_nonnegative_float, check_step_arrays
+from wd_core.validation import check_number, check_step_arrays
 
 
 def _f64(a) -> np.ndarray:
@@ -31,20 +32,30 @@ def l2_penalty(w) -> float:
 def residual(w, b, X, y) -> np.ndarray:
     """``X w + b - y``: (n, 1) float64, from w (d, 1), b (1,), X (n, d), y (n, 1) (``ValueError``
     for other shapes: a (n,) ``y`` would broadcast to (n, n) silently)."""
-    w, b, X, y = check_step_arrays(w, b, X, y)
+    return _residual(*check_step_arrays(w, b, X, y))
+
+
+def _residual(w, b, X, y) -> np.ndarray:
     return X @ w + b - y
 
 
 def loss(w, b, X, y) -> float:
     """``mean((X w + b - y)**2) / 2`` in float64 (no penalty)."""
-    r = residual(w, b, X, y)
+    return _loss(residual(w, b, X, y))
+
+
+def _loss(r) -> float:
     return float(np.mean(r * r) / 2)
 
 
 def grads(w, b, X, y) -> tuple[np.ndarray, np.ndarray]:
     """Gradient of :func:`loss` (no penalty): ``(X^T r / n, mean(r))``, shapes (d, 1), (1,)."""
-    r = residual(w, b, X, y)
-    return _f64(X).T @ r / len(r), np.mean(r, axis=0)
+    w, b, X, y = check_step_arrays(w, b, X, y)
+    return _grads(X, _residual(w, b, X, y))
+
+
+def _grads(X, r) -> tuple[np.ndarray, np.ndarray]:
+    return X.T @ r / len(r), np.mean(r, axis=0)
 
 
 def sgd_step(w, b, X, y, *, lr, lambd) -> tuple[np.ndarray, np.ndarray]:
@@ -53,10 +64,13 @@ def sgd_step(w, b, X, y, *, lr, lambd) -> tuple[np.ndarray, np.ndarray]:
     ``w' = (1 - lr*lambd) w - lr * g_w``, ``b' = b - lr * g_b``, with ``(g_w, g_b) =
     grads(w, b, X, y)``. Returns new arrays of shapes (d, 1), (1,).
     """
-    lr = check_nonnegative_float("lr", lr)
-    lambd = check_nonnegative_float("lambd", lambd)
-    gw, gb = grads(w, b, X, y)
-    return (1.0 - lr * lambd) * _f64(w) - lr * gw, _f64(b) - lr * gb
+    lr, lambd = check_number("lr", lr), check_number("lambd", lambd)
+    return _sgd_step(*check_step_arrays(w, b, X, y), lr=lr, lambd=lambd)
+
+
+def _sgd_step(w, b, X, y, *, lr, lambd):
+    gw, gb = _grads(X, _residual(w, b, X, y))
+    return (1.0 - lr * lambd) * w - lr * gw, b - lr * gb
 
 
 def train(data, *, lambd, lr, max_epochs, init=None):
@@ -70,20 +84,22 @@ def train(data, *, lambd, lr, max_epochs, init=None):
         data, method="scratch", lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
         dtype="float64", device="cpu",
     )
-    w, b = spec.w0.copy(), spec.b0.copy()
-    epoch_w, epoch_b, train_loss, val_loss = [], [], [], []
-    with np.errstate(over="ignore", invalid="ignore"):
-        for epoch in range(spec.max_epochs):
+    X, y, X_val, y_val = data.X_train, data.y_train, data.X_val, data.y_val
+
+    def run_epochs(params, first, count):
+        w, b = params
+        per_epoch = []
+        for epoch in range(first, first + count):
             for rows in data.epoch_batches(epoch):
-                w, b = sgd_step(w, b, data.X_train[rows], data.y_train[rows],
-                                lr=spec.lr, lambd=spec.lambd)
-            epoch_w.append(w)
-            epoch_b.append(b)
-            train_loss.append(loss(w, b, data.X_train, data.y_train))
-            val_loss.append(loss(w, b, data.X_val, data.y_val))
-            if not (np.isfinite(train_loss[-1]) and np.isfinite(val_loss[-1])):
-                break
-    history = history_from_epochs(spec, "reference", epoch_w, epoch_b, train_loss, val_loss)
+                w, b = _sgd_step(w, b, X[rows], y[rows], lr=spec.lr, lambd=spec.lambd)
+            per_epoch.append((w, b, _loss(_residual(w, b, X, y)),
+                              _loss(_residual(w, b, X_val, y_val))))
+        return (w, b), [np.array(a) for a in zip(*per_epoch, strict=True)]
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        per_epoch = drive(run_epochs, (spec.w0, spec.b0), max_epochs=spec.max_epochs,
+                          chunk=chunk_epochs(data, spec.max_epochs))
+    history = history_from_epochs(spec, "reference", *per_epoch)
     history.config["method"] = "reference"
     return history
 
@@ -96,7 +112,7 @@ def ridge(X, y, lambd) -> tuple[np.ndarray, np.ndarray]:
     dual ``w = Xc^T (Xc Xc^T + n lambd I)^{-1} yc`` when d > n. For ``lambd = 0`` the
     minimum-norm least-squares solution (the limit lambd -> 0+). Returns (d, 1), (1,).
     """
-    lambd = check_nonnegative_float("lambd", lambd)
+    lambd = check_number("lambd", lambd)
     X, y = _f64(X), _f64(y).reshape(-1, 1)
     n, d = X.shape
     x_mean, y_mean = X.mean(axis=0, keepdims=True), y.mean(axis=0)

@@ -11,15 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from wd_core.data import SyntheticData
+from wd_core.errors import InputTypeError
 from wd_core.history import History
 from wd_core.params import resolve_init
 from wd_core.validation import (
     DTYPES,
     METHODS,
+    POSITIVE_INT,
     check_choice,
     check_device_name,
-    check_hyperparameters,
-    check_nonnegative_float,
+    check_number,
     check_step_arrays,
 )
 
@@ -59,14 +60,16 @@ class RunSpec:
 
 def prepare_run(data, *, method, lambd, lr, max_epochs, init, dtype, device,
                 progress=None) -> RunSpec:
-    """Validate a run's arguments (``ValueError``/``TypeError`` naming the bad value);
-    ``progress`` must be None or callable."""
+    """Validate a run's arguments (:class:`~wd_core.errors.InputError` naming the bad value);
+    ``progress`` must be None or callable. Everything below this boundary trusts the spec."""
     if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be None or a callable progress(epoch), got {progress!r}")
+        raise InputTypeError(
+            f"progress must be None or a callable progress(epoch), got {progress!r}")
     if not isinstance(data, SyntheticData):
-        raise TypeError(f"data must be a wd_core.SyntheticData, got {type(data).__name__}")
+        raise InputTypeError(f"data must be a wd_core.SyntheticData, got {type(data).__name__}")
     check_choice("method", method, METHODS)
-    lambd, lr, max_epochs = check_hyperparameters(lambd=lambd, lr=lr, max_epochs=max_epochs)
+    lambd, lr = check_number("lambd", lambd), check_number("lr", lr)
+    max_epochs = check_number("max_epochs", max_epochs, POSITIVE_INT)
     check_choice("dtype", dtype, DTYPES)
     device = check_device_name(device)
     w0, b0 = resolve_init(data.num_inputs, data.seed, init)
@@ -117,10 +120,9 @@ class StepSpec:
 
 
 def prepare_step(w, b, X, y, *, method, lambd, lr, dtype, device) -> StepSpec:
-    """Validate one step's arguments (``ValueError`` naming the bad shape or value)."""
+    """Validate one step's arguments (``InputError`` naming the bad shape or value)."""
     check_choice("method", method, METHODS)
-    lambd = check_nonnegative_float("lambd", lambd)
-    lr = check_nonnegative_float("lr", lr)
+    lambd, lr = check_number("lambd", lambd), check_number("lr", lr)
     check_choice("dtype", dtype, DTYPES)
     device = check_device_name(device)
     w, b, X, y = check_step_arrays(w, b, X, y)

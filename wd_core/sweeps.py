@@ -13,7 +13,6 @@ A sweep file is strict JSON::
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from numbers import Real
@@ -23,10 +22,11 @@ import numpy as np
 
 from wd_core.atomic import write_text_atomic
 from wd_core.data import SyntheticData
+from wd_core.errors import InputError, InputTypeError
 from wd_core.history import FORMAT as HISTORY_FORMAT
-from wd_core.history import History, dumps_strict
+from wd_core.history import History, dumps_strict, read_json
 from wd_core.runspec import RunSpec, history_from_epochs, prepare_run
-from wd_core.validation import check_positive_int
+from wd_core.validation import POSITIVE, POSITIVE_INT, check_number, is_number
 
 SWEEP_FORMAT = "weight-decay/sweep"
 SWEEP_VERSION = 1
@@ -38,23 +38,25 @@ GRID_DECADES = 3
 def check_lambdas(lambdas) -> np.ndarray:
     """``lambdas`` as a (L,) float64 array, L >= 1, every value finite and >= 0.
 
-    Accepts a sequence or 1-D array of real numbers. Raises ``ValueError`` (``TypeError`` for
+    Accepts a sequence or 1-D array of real numbers. Raises ``InputError``
+    (``InputTypeError`` for
     a value that is not a number) naming the first bad value and its position.
     """
+    not_a_sequence = InputTypeError(f"lambdas must be a sequence of numbers >= 0, got {lambdas!r}")
     if isinstance(lambdas, (str, bytes)) or isinstance(lambdas, Real):
-        raise TypeError(f"lambdas must be a sequence of numbers >= 0, got {lambdas!r}")
+        raise not_a_sequence
     try:
         values = list(lambdas)
     except TypeError:
-        raise TypeError(f"lambdas must be a sequence of numbers >= 0, got {lambdas!r}") from None
+        raise not_a_sequence from None
     if not values:
-        raise ValueError("lambdas is empty; accepted: one or more finite numbers >= 0")
+        raise InputError("lambdas is empty; accepted: one or more finite numbers >= 0")
     for i, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise TypeError(f"lambdas[{i}] = {value!r} is not a number; accepted: finite "
+        if not is_number(value):
+            raise InputTypeError(f"lambdas[{i}] = {value!r} is not a number; accepted: finite "
                             f"numbers >= 0")
         if not math.isfinite(float(value)) or value < 0:
-            raise ValueError(f"lambdas[{i}] = {float(value)!r} is not a finite number >= 0")
+            raise InputError(f"lambdas[{i}] = {float(value)!r} is not a finite number >= 0")
     return np.array(values, dtype=np.float64)
 
 
@@ -65,11 +67,8 @@ def lambda_grid(num: int, max_lambda: float, decades: int = GRID_DECADES) -> np.
     part), float64 of shape (num,). ``num = 1`` gives ``[0]``. Lambda 0 is always included: it
     is the chapter's unregularized run.
     """
-    num = check_positive_int("num", num)
-    if isinstance(max_lambda, bool) or not isinstance(max_lambda, Real):
-        raise TypeError(f"max lambda must be a finite number > 0, got {max_lambda!r}")
-    if not math.isfinite(float(max_lambda)) or max_lambda <= 0:
-        raise ValueError(f"max lambda must be a finite number > 0, got {float(max_lambda)!r}")
+    num = check_number("num", num, POSITIVE_INT)
+    max_lambda = check_number("max lambda", max_lambda, POSITIVE)
     if num == 1:
         return np.zeros(1)
     positive = np.geomspace(max_lambda * 10.0**-decades, max_lambda, num - 1)
@@ -99,11 +98,12 @@ def prepare_sweep(data, *, lambdas, method, lr, max_epochs, init, dtype, device,
 
 def histories_from_sweep(spec: SweepSpec, backend: str, epoch_w, epoch_b, train_loss,
                          val_loss) -> list[History]:
-    """One :class:`History` per lambda from per-lambda, per-epoch arrays.
+    """One :class:`History` per lambda from per-epoch, per-lambda arrays.
 
     Args:
-        epoch_w: (L, E, d, 1); epoch_b: (L, E, 1); train_loss, val_loss: (L, E); any float
-            dtype, lambda first, in the order of ``spec.lambdas``.
+        epoch_w: (E, L, d, 1); epoch_b: (E, L, 1); train_loss, val_loss: (E, L); any float
+            dtype, epochs first (as :func:`wd_core.driver.drive` returns them), lambdas in the
+            order of ``spec.lambdas``.
 
     Each History is what :func:`wd_core.runspec.history_from_epochs` makes of a single run
     with that lambda (its own divergence marking and truncation).
@@ -112,8 +112,8 @@ def histories_from_sweep(spec: SweepSpec, backend: str, epoch_w, epoch_b, train_
     epoch_w, epoch_b, train_loss, val_loss = (
         np.asarray(a, dtype=np.float64) for a in (epoch_w, epoch_b, train_loss, val_loss))
     return [
-        history_from_epochs(spec.for_lambda(lambd), backend, epoch_w[i], epoch_b[i],
-                            train_loss[i], val_loss[i])
+        history_from_epochs(spec.for_lambda(lambd), backend, epoch_w[:, i], epoch_b[:, i],
+                            train_loss[:, i], val_loss[:, i])
         for i, lambd in enumerate(spec.lambdas)
     ]
 
@@ -122,7 +122,7 @@ def sweep_to_dict(histories) -> dict:
     """The strict-JSON-ready dict of a sweep (see the module docstring)."""
     histories = list(histories)
     if not histories or not all(isinstance(h, History) for h in histories):
-        raise TypeError("a sweep is a non-empty list of wd_core.History")
+        raise InputTypeError("a sweep is a non-empty list of wd_core.History")
     return {
         "format": SWEEP_FORMAT,
         "version": SWEEP_VERSION,
@@ -137,42 +137,38 @@ def write_sweep(histories, path) -> Path:
 
 
 def sweep_from_dict(payload) -> list[History]:
-    """The Histories of :func:`sweep_to_dict`'s output; ``ValueError`` if it is not one."""
+    """The Histories of :func:`sweep_to_dict`'s output; ``InputError`` if it is not one."""
     if not isinstance(payload, dict) or payload.get("format") != SWEEP_FORMAT:
-        raise ValueError(f"not a weight-decay sweep (expected \"format\": \"{SWEEP_FORMAT}\")")
+        raise InputError(f"not a weight-decay sweep (expected \"format\": \"{SWEEP_FORMAT}\")")
     entries = payload.get("histories")
     if not isinstance(entries, list) or not entries:
-        raise ValueError("not a weight-decay sweep: \"histories\" is not a non-empty list")
+        raise InputError("not a weight-decay sweep: \"histories\" is not a non-empty list")
     histories = []
     for i, entry in enumerate(entries):
         try:
             histories.append(History.from_dict(entry))
-        except ValueError as err:
-            raise ValueError(f"histories[{i}]: {err}") from None
+        except InputError as err:
+            raise InputError(f"histories[{i}]: {err}") from None
     return histories
 
 
 def read_results(path) -> tuple[str, list[History]]:
     """Read a History file or a sweep file: ``("run", [h])`` or ``("sweep", [h_0, ...])``.
 
-    Raises ``FileNotFoundError`` or ``ValueError`` naming the file when it is neither.
+    Raises :class:`~wd_core.errors.InputError` (``MissingPathError``, a
+    ``FileNotFoundError``, when it does not exist) naming the file when it is neither.
     """
     path = Path(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{str(path)!r} is not JSON ({err.msg} at line {err.lineno})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{str(path)!r} is not a text (JSON) file") from None
+    payload = read_json(path)
     kind = payload.get("format") if isinstance(payload, dict) else None
     try:
         if kind == SWEEP_FORMAT:
             return "sweep", sweep_from_dict(payload)
         if kind == HISTORY_FORMAT:
             return "run", [History.from_dict(payload)]
-    except ValueError as err:
-        raise ValueError(f"{str(path)!r}: {err}") from None
-    raise ValueError(f"{str(path)!r} is neither a weight-decay History nor a sweep "
+    except InputError as err:
+        raise InputError(f"{str(path)!r}: {err}") from None
+    raise InputError(f"{str(path)!r} is neither a weight-decay History nor a sweep "
                      f"(expected \"format\": \"{HISTORY_FORMAT}\" or \"{SWEEP_FORMAT}\")")
 
 
@@ -180,7 +176,7 @@ def read_sweep(path) -> list[History]:
     """The Histories of a sweep file written by :func:`write_sweep`."""
     kind, histories = read_results(path)
     if kind != "sweep":
-        raise ValueError(f"{str(path)!r} is a single run, not a sweep")
+        raise InputError(f"{str(path)!r} is a single run, not a sweep")
     return histories
 
 
@@ -191,5 +187,5 @@ def data_from_config(config: dict) -> SyntheticData:
                              num_inputs=config["num_inputs"], batch_size=config["batch_size"],
                              seed=config["seed"])
     except KeyError as err:
-        raise ValueError(f"the History's config lacks {err.args[0]!r}; cannot rebuild its "
+        raise InputError(f"the History's config lacks {err.args[0]!r}; cannot rebuild its "
                          f"data") from None

@@ -9,23 +9,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from wd_core.errors import DeviceUnavailableError
-from wd_core.validation import DTYPES, check_choice, check_device_name
 
 JAX_DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
 
 def jax_dtype(dtype: str):
     """``"float32"`` or ``"float64"`` as a JAX dtype (float64 needs :func:`numerics`)."""
-    return JAX_DTYPES[check_choice("dtype", dtype, DTYPES)]
+    return JAX_DTYPES[dtype]
 
 
-def jax_device(device) -> jax.Device:
-    """``None``/``"cpu"``/``"cuda"``/``"cuda:N"`` as a ``jax.Device`` that exists here.
+def jax_device(name: str) -> jax.Device:
+    """``"cpu"``/``"cuda"``/``"cuda:N"`` (a name :func:`wd_core.validation.check_device_name`
+    returned) as a ``jax.Device`` that exists here.
 
     Raises :class:`wd_core.DeviceUnavailableError` when CUDA is asked for and JAX has no
     GPU backend (or not that many GPUs).
     """
-    name = check_device_name(device)
     if name == "cpu":
         return jax.devices("cpu")[0]
     try:
@@ -48,7 +47,7 @@ def numerics(dtype: str):
     ``jax.default_matmul_precision("highest")`` keeps GPUs from using TF32, so float32 means
     float32 as in ``torch`` (whose CUDA matmuls default to full float32).
     """
-    with jax.enable_x64(check_choice("dtype", dtype, DTYPES) == "float64"):
+    with jax.enable_x64(dtype == "float64"):
         with jax.default_matmul_precision("highest"):
             yield
 

@@ -25,9 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wd_core.optimizers import check_optimizer
-from wd_core.validation import check_nonnegative_float, check_positive_int
-from wd_jax.device import jax_dtype
+from wd_core.errors import InputError
+from wd_jax.device import JAX_DTYPES
 from wd_jax.optim import build_optimizer
 
 #: optax mask: decay the weight, never the bias.
@@ -44,26 +43,23 @@ def squared_loss(y_hat: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean((y_hat - y) ** 2) / 2
 
 
-def _hyperparameter(name, value):
-    # Inside jit the hyper-parameters are tracers: they were validated at train()'s boundary.
-    if isinstance(value, jax.core.Tracer):
-        return value
-    return check_nonnegative_float(name, value)
-
-
 class _LinearRegression:
-    """Shared constructor and the linear model ``X w + b``."""
+    """Shared constructor and the linear model ``X w + b``.
+
+    The arguments are taken as :func:`wd_core.runspec.prepare_run` validated them; ``lambd``
+    and ``lr`` may be traced values inside a compiled run.
+    """
 
     def __init__(self, num_inputs, *, lambd, lr, dtype="float32", optimizer=None):
-        self.num_inputs = check_positive_int("num_inputs", num_inputs)
-        self.lambd = _hyperparameter("lambd", lambd)
-        self.lr = _hyperparameter("lr", lr)
-        self.dtype = jax_dtype(dtype)
+        self.num_inputs = num_inputs
+        self.lambd = lambd
+        self.lr = lr
+        self.dtype = JAX_DTYPES[dtype]
         if self.dtype == jnp.float64 and not jax.config.jax_enable_x64:
             # Otherwise JAX would silently make every array float32.
-            raise ValueError("dtype='float64' needs JAX's x64 mode: build and use the model "
+            raise InputError("dtype='float64' needs JAX's x64 mode: build and use the model "
                              "inside wd_jax.device.numerics('float64')")
-        self.optimizer_spec = check_optimizer(optimizer)
+        self.optimizer_spec = optimizer
 
     def set_w_b(self, w, b) -> dict:
         """``params`` from float64 numpy ``w`` (d, 1) and ``b`` (1,), cast to the dtype."""

@@ -47,9 +47,10 @@ import optax
 from wd_core.optimizers import (
     OptimizerSpec,
     check_adam_arguments,
-    check_number,
+    check_hyperparameter,
     check_sgd_arguments,
 )
+from wd_core.validation import NONNEGATIVE, POSITIVE, POSITIVE_INT, check_number
 
 
 class TorchMomentumState(NamedTuple):
@@ -233,10 +234,9 @@ def torch_step_lr(lr, step_size: int, gamma: float = 0.1):
     int32 count, which yields float32 even with x64 enabled and would round a float64 run's
     learning rate to float32.
     """
-    check_number("lr", lr, low=0.0)
-    if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-        raise ValueError(f"step_size must be an integer >= 1, got {step_size!r}")
-    check_number("gamma", gamma)
+    check_hyperparameter("lr", lr, NONNEGATIVE)
+    check_number("step_size", step_size, POSITIVE_INT)
+    check_hyperparameter("gamma", gamma)
     decay = optax.exponential_decay(lr, transition_steps=step_size, decay_rate=gamma,
                                     staircase=True)
     return lambda count: decay(jnp.asarray(count, dtype=float))
@@ -250,17 +250,14 @@ def torch_cosine_annealing_lr(lr, T_max: int, eta_min: float = 0.0):  # T_max: t
     ``2*T_max``) while ``optax.cosine_decay_schedule`` stays at ``eta_min``: pick ``T_max``
     >= the number of scheduler steps, or restart explicitly.
     """
-    check_number("lr", lr, low=0.0, low_open=True)
-    check_number("eta_min", eta_min, low=0.0)
-    if isinstance(T_max, bool) or not isinstance(T_max, int) or T_max < 1:
-        raise ValueError(f"T_max must be an integer >= 1, got {T_max!r}")
+    check_hyperparameter("lr", lr, POSITIVE)
+    check_hyperparameter("eta_min", eta_min, NONNEGATIVE)
+    check_number("T_max", T_max, POSITIVE_INT)
     return optax.cosine_decay_schedule(lr, decay_steps=T_max, alpha=eta_min / lr)
 
 
 def per_epoch(schedule, steps_per_epoch: int):
     """A schedule over optimizer steps from one over epochs: ``schedule(count //
     steps_per_epoch)``, torch's ``sched.step()`` once per epoch after the epoch's steps."""
-    if (isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int)
-            or steps_per_epoch < 1):
-        raise ValueError(f"steps_per_epoch must be an integer >= 1, got {steps_per_epoch!r}")
+    check_number("steps_per_epoch", steps_per_epoch, POSITIVE_INT)
     return lambda count: schedule(count // steps_per_epoch)

@@ -1,22 +1,19 @@
-"""The training loop, compiled: the whole run is one ``jax.jit`` of a ``lax.scan`` over epochs,
-each epoch a ``lax.scan`` over the batch order that :mod:`wd_core` gives.
-
-The epoch (:func:`epoch_function`), the per-epoch progress report (:func:`reporting_to`,
-:func:`report_epoch`) and :func:`fetch` also serve :mod:`wd_jax.sweeping`.
+"""The training loop, compiled: each chunk of epochs (:mod:`wd_core.driver`) is one
+``jax.jit`` of a ``lax.scan`` over epochs, each epoch a ``lax.scan`` over the batch order that
+:mod:`wd_core` gives. The sweep (:mod:`wd_jax.sweeping`) runs the same chunk, ``vmap``-ed
+over lambda.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
-import itertools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
+from wd_core.driver import chunk_epochs, drive
 from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
 from wd_jax.device import (
@@ -24,59 +21,13 @@ from wd_jax.device import (
     jax_device,
     jax_dtype,
     numerics,
-    schedule_on_device,
     to_device,
 )
 from wd_jax.models import MODELS, squared_loss
 
-#: How many times each method's run was traced (compiled); a repeated call with the same
-#: shapes and dtypes does not add to it.
+#: How many times each method's chunk was traced (compiled); a repeated call with the same
+#: shapes, dtype and chunk length does not add to it.
 TRACE_COUNTS: collections.Counter = collections.Counter()
-
-
-#: The ``progress`` callable of each running call, by the token that its compiled program
-#: passes back (module state, not a context variable: JAX calls back from its own thread; a
-#: token per call keeps concurrent calls apart), and the exception a callable raised.
-_sinks: dict = {}
-_errors: dict = {}
-_tokens = itertools.count()
-
-
-def _deliver_epoch(token, epoch) -> None:
-    token = int(token)
-    sink = _sinks.get(token)
-    if sink is None:
-        return
-    try:
-        sink(int(epoch))
-    except BaseException as err:  # kept, and raised in the caller's thread by reporting_to
-        _errors[token] = err
-        _sinks.pop(token, None)
-
-
-@contextlib.contextmanager
-def reporting_to(progress):
-    """Yields a token (an int32 numpy scalar) to pass into the compiled program, whose
-    :func:`report_epoch` calls then reach ``progress(epoch)`` (None: nothing). An exception
-    raised by ``progress`` stops the reports and is raised here when the block ends, as it
-    would be from a plain Python loop."""
-    token = next(_tokens) % 2**31
-    if progress is not None:
-        _sinks[token] = progress
-    try:
-        yield np.int32(token)
-        error = _errors.pop(token, None)
-        if error is not None:
-            raise error
-    finally:
-        _sinks.pop(token, None)
-        _errors.pop(token, None)
-
-
-def report_epoch(token, index) -> None:
-    """Inside compiled code: report that epoch ``index`` (a traced int) has finished to the
-    ``progress`` registered under ``token`` (traced) by :func:`reporting_to`."""
-    jax.debug.callback(_deliver_epoch, token, index, ordered=True)
 
 
 def epoch_function(model, optimizer, X, y, X_val, y_val):
@@ -110,61 +61,78 @@ def epoch_function(model, optimizer, X, y, X_val, y_val):
     return run_epoch
 
 
-def fetch(per_epoch) -> list[np.ndarray]:
-    """The compiled program's outputs as numpy, after every progress report has run."""
-    arrays = [np.asarray(a) for a in jax.device_get(per_epoch)]
-    jax.effects_barrier()
-    return arrays
+def _transform(method, optimizer, num_inputs, dtype, lambd, lr):
+    """``(model, optax transform)`` of ``method`` with ``lambd`` and ``lr`` (traced)."""
+    model = MODELS[method](num_inputs, lambd=lambd, lr=lr, dtype=dtype, optimizer=optimizer)
+    return model, model.configure_optimizers()
 
 
-@functools.partial(jax.jit, static_argnames=("method", "report_progress", "optimizer"))
-def _compiled_run(method, params, X, y, X_val, y_val, full, last, lambd, lr, token,
-                  report_progress=False, optimizer=None):
-    """Every epoch of one run.
+@functools.partial(jax.jit, static_argnames=("method", "optimizer", "lanes"))
+def start_state(params, lambd, lr, *, method, optimizer=None, lanes=False):
+    """The carry of the first chunk: ``(params, opt_state)``; with ``lanes``, one per lambda
+    of ``lambd`` (L,), every lane starting from the same ``params``."""
+    d, dtype = params["w"].shape[0], params["w"].dtype.name
+
+    def start(lambd):
+        return params, _transform(method, optimizer, d, dtype, lambd, lr)[1].init(params)
+
+    return jax.vmap(start)(lambd) if lanes else start(lambd)
+
+
+@functools.partial(jax.jit, static_argnames=("method", "optimizer", "lanes"))
+def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, lanes=False):
+    """A chunk of epochs of one run (or, with ``lanes``, of one run per lambda).
 
     Args:
-        params: {"w": (d, 1), "b": (1,)}; X, y: (n, d), (n, 1); X_val, y_val likewise.
-        full: (E, S, B) int row indices of the full batches; last: (E, r) the ragged ones.
-        lambd, lr: scalars in the run's dtype (traced: new values do not recompile).
-        token: int32 scalar from :func:`reporting_to` (where reports go).
-        report_progress: compile in a host callback after each epoch (``train(progress=)``).
-        optimizer: ``None`` or a hashable :class:`wd_core.optimizers.OptimizerSpec` (static:
-            a new spec compiles once more; ``lambd`` and ``lr`` stay traced).
+        carry: ``(params, opt_state)`` from :func:`start_state` or the previous chunk.
+        arrays: ``(X (n, d), y (n, 1), X_val, y_val)`` on the device.
+        full: (K, S, B) int row indices of the chunk's full batches; last: (K, r) the
+            ragged ones (K epochs: a static length, one compilation per chunk length).
+        lambd: a scalar, or (L,) with ``lanes``; lr: a scalar (both traced: new values do
+            not recompile).
+        optimizer: ``None`` or a hashable :class:`wd_core.optimizers.OptimizerSpec` (static).
 
-    Returns per-epoch ``(w (E, d, 1), b (E, 1), train_loss (E,), val_loss (E,))``. After the
-    first epoch whose loss is NaN or infinite (a diverged run) the remaining epochs are
-    skipped: their losses are NaN and ``history_from_epochs`` drops them.
+    Returns ``(carry, (w (K, [L,] d, 1), b (K, [L,] 1), train_loss (K, [L]), val_loss))``.
     """
     TRACE_COUNTS[method] += 1
-    model = MODELS[method](X.shape[1], lambd=lambd, lr=lr, dtype=X.dtype.name,
-                           optimizer=optimizer)
-    transform = model.configure_optimizers()
-    run_epoch = epoch_function(model, transform, X, y, X_val, y_val)
+    X = arrays[0]
 
-    def skip_epoch(state):
-        params = state[0]
-        nan = jnp.full((), jnp.nan, X.dtype)
-        return state, (params["w"], params["b"], nan, nan)
+    def one_epoch(carry, lambd, full_batches, last_batch):
+        model, transform = _transform(method, optimizer, X.shape[1], X.dtype.name, lambd, lr)
+        return epoch_function(model, transform, *arrays)(carry, full_batches, last_batch)
 
-    def epoch(carry, inputs):
-        """Trains the epoch unless an earlier one diverged (then it is skipped, unreported)."""
-        state, stopped = carry
-        index, (full_batches, last_batch) = inputs
+    if lanes:
+        one_epoch = jax.vmap(one_epoch, in_axes=(0, 0, None, None))
 
-        def train_epoch(state):
-            result = run_epoch(state, full_batches, last_batch)
-            if report_progress:
-                report_epoch(token, index)
-            return result
+    def epoch(carry, batches):
+        return one_epoch(carry, lambd, *batches)
 
-        state, outputs = jax.lax.cond(stopped, skip_epoch, train_epoch, state)
-        stopped = stopped | ~(jnp.isfinite(outputs[2]) & jnp.isfinite(outputs[3]))
-        return (state, stopped), outputs
+    return jax.lax.scan(epoch, carry, (full, last))
 
-    epochs = jnp.arange(full.shape[0])
-    start = ((params, transform.init(params)), jnp.array(False))
-    _, per_epoch = jax.lax.scan(epoch, start, (epochs, (full, last)))
-    return per_epoch
+
+def run_compiled(spec, lambd, *, optimizer=None, lanes=False, progress=None):
+    """Drive the compiled chunks of the run ``spec`` (a :class:`wd_core.runspec.RunSpec`) with
+    ``lambd`` (a number, or (L,) lambdas with ``lanes``) through :func:`wd_core.driver.drive`;
+    return its per-epoch numpy outputs (epochs first)."""
+    data, dev = spec.data, jax_device(spec.device)
+    full, last = data.batch_schedule(spec.max_epochs)
+    static = {"method": spec.method, "optimizer": optimizer, "lanes": lanes}
+    with numerics(spec.dtype):
+        dtype = jax_dtype(spec.dtype)
+        arrays = arrays_on_device(data, spec.dtype, dev)
+        lambd, lr = (to_device(h, dtype, dev) for h in (lambd, spec.lr))
+        params = {"w": to_device(spec.w0, dtype, dev), "b": to_device(spec.b0, dtype, dev)}
+        carry = start_state(params, lambd, lr, **static)
+
+    def run_epochs(carry, first, count):
+        epochs = slice(first, first + count)
+        with numerics(spec.dtype):
+            schedule = (to_device(a[epochs], jnp.int32, dev) for a in (full, last))
+            return run_chunk(carry, arrays, *schedule, lambd, lr, **static)
+
+    lanes_count = int(lambd.shape[0]) if lanes else 1
+    return drive(run_epochs, carry, max_epochs=spec.max_epochs, progress=progress,
+                 chunk=chunk_epochs(data, spec.max_epochs, lanes_count))
 
 
 def train(
@@ -182,40 +150,26 @@ def train(
             of shapes (d, 1), (1,).
         dtype: ``"float32"`` or ``"float64"`` (x64 enabled for this call only);
             device: ``None``/``"cpu"``/``"cuda"``.
-        progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch
-            (from a host callback of the compiled run).
+        progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch, in
+            the caller's thread, after the compiled chunk that holds the epoch has run.
         optimizer: ``None`` (``optax.sgd`` as above) or a
             :class:`wd_core.optimizers.OptimizerSpec`: that family built by
             :mod:`wd_jax.optim` (torch's SGD with momentum, SGDW, Adam, AdamW) with learning
             rate ``lr``; ``"concise"`` decays ``w`` only by ``lambd``. The History's
             ``config`` then has an ``"optimizer"`` entry (``OptimizerSpec.to_config()``).
 
-    The run is compiled once per (method, shapes, dtype); ``lambd`` and ``lr`` are traced,
-    so a sweep over them does not recompile. A run whose loss becomes NaN or infinite skips
-    every later epoch; the History marks it (``diverged``).
+    Epochs run in chunks (:mod:`wd_core.driver`), each chunk compiled once per (method,
+    shapes, dtype, chunk length); ``lambd`` and ``lr`` are traced, so a sweep over them does
+    not recompile. A run whose loss becomes NaN or infinite stops after the chunk that holds
+    that epoch; the History ends with it and marks it (``diverged``).
     """
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
         dtype=dtype, device=device, progress=progress,
     )
     optimizer_spec = check_optimizer(optimizer)
-    dev = jax_device(spec.device)
-    with reporting_to(progress) as token:
-        history = _train_on(spec, data, dev, token, progress is not None, optimizer_spec)
+    per_epoch = run_compiled(spec, spec.lambd, optimizer=optimizer_spec, progress=progress)
+    history = history_from_epochs(spec, "jax", *per_epoch)
     if optimizer_spec is not None:
         history.config["optimizer"] = optimizer_spec.to_config()
     return history
-
-
-def _train_on(spec, data, dev, token, report_progress, optimizer_spec):
-    with numerics(spec.dtype):
-        model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr,
-                                    dtype=spec.dtype)
-        params = jax.device_put(model.set_w_b(spec.w0, spec.b0), dev)
-        per_epoch = _compiled_run(
-            spec.method, params, *arrays_on_device(data, spec.dtype, dev),
-            *schedule_on_device(data, spec.max_epochs, dev),
-            *(to_device(h, jax_dtype(spec.dtype), dev) for h in (spec.lambd, spec.lr)), token,
-            report_progress=report_progress, optimizer=optimizer_spec,
-        )
-        return history_from_epochs(spec, "jax", *fetch(per_epoch))

@@ -6,23 +6,22 @@ import numpy as np
 import torch
 
 from wd_core.errors import DeviceUnavailableError
-from wd_core.validation import DTYPES, check_choice, check_device_name
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def torch_dtype(dtype: str) -> torch.dtype:
-    """``"float32"`` or ``"float64"`` as a ``torch.dtype``."""
-    return TORCH_DTYPES[check_choice("dtype", dtype, DTYPES)]
+    """``"float32"`` or ``"float64"`` (a validated name) as a ``torch.dtype``."""
+    return TORCH_DTYPES[dtype]
 
 
-def torch_device(device) -> torch.device:
-    """``None``/``"cpu"``/``"cuda"``/``"cuda:N"`` as a ``torch.device`` that exists here.
+def torch_device(name: str) -> torch.device:
+    """``"cpu"``/``"cuda"``/``"cuda:N"`` (a name :func:`wd_core.validation.check_device_name`
+    returned) as a ``torch.device`` that exists here.
 
     Raises :class:`wd_core.DeviceUnavailableError` when CUDA is asked for and torch sees
     no GPU (or not that many).
     """
-    name = check_device_name(device)
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise DeviceUnavailableError(
@@ -59,6 +58,20 @@ def schedule_on_device(data, max_epochs: int, device: torch.device) -> tuple:
     """``SyntheticData.batch_schedule(max_epochs)`` (``full`` (E, S, B), ``last`` (E, r)) as
     int64 row indices on ``device``."""
     return tuple(to_tensor(a, torch.long, device) for a in data.batch_schedule(max_epochs))
+
+
+def batches_of(full, last, epoch: int):
+    """The row-index batches of ``epoch`` in step order, from :func:`schedule_on_device`'s
+    ``full`` (E, S, B) and ``last`` (E, r) (the ragged batch only when it has rows)."""
+    yield from full[epoch]
+    if last.shape[1]:
+        yield last[epoch]
+
+
+def epochs_to_numpy(per_epoch) -> list:
+    """A list of per-epoch tuples of tensors as one numpy array per tuple position, epochs
+    first (what :func:`wd_core.driver.drive` takes)."""
+    return [torch.stack(column).cpu().numpy() for column in zip(*per_epoch, strict=True)]
 
 
 def synchronize(device: torch.device) -> None:

@@ -23,9 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wd_core.optimizers import check_optimizer
-from wd_core.validation import check_nonnegative_float, check_positive_int
-from wd_torch.device import to_tensor, torch_dtype
+from wd_torch.device import TORCH_DTYPES, to_tensor
 from wd_torch.optim import build_optimizer
 
 
@@ -43,15 +41,19 @@ def squared_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class _LinearRegression(nn.Module):
-    """Shared constructor: validated sizes and hyper-parameters, a dtype, an optimizer spec."""
+    """Shared constructor: sizes, hyper-parameters, a dtype, an optimizer spec.
+
+    The arguments are taken as :func:`wd_core.runspec.prepare_run` validated them (``train``
+    and ``sgd_step`` build the models from a validated spec).
+    """
 
     def __init__(self, num_inputs, *, lambd, lr, dtype="float32", optimizer=None):
         super().__init__()
-        self.num_inputs = check_positive_int("num_inputs", num_inputs)
-        self.lambd = check_nonnegative_float("lambd", lambd)
-        self.lr = check_nonnegative_float("lr", lr)
-        self.dtype = torch_dtype(dtype)
-        self.optimizer_spec = check_optimizer(optimizer)
+        self.num_inputs = num_inputs
+        self.lambd = lambd
+        self.lr = lr
+        self.dtype = TORCH_DTYPES[dtype]
+        self.optimizer_spec = optimizer
 
     def set_w_b(self, w, b) -> None:
         """Copy float64 numpy ``w`` (d, 1) and ``b`` (1,) into the parameters."""

@@ -16,13 +16,13 @@ Where the decay lives:
 
 * ``"scratch"``: the penalty is in the loss (per column, ``lambd`` a row vector), autograd
   differentiates it, and the optimizer is plain ``torch.optim.SGD``.
-* ``"concise"``: the decay is added to the gradient by the optimizer step, not by autograd.
-  ``torch.optim.SGD`` takes one float ``weight_decay`` per parameter group and adds
-  ``weight_decay * p`` to ``p.grad`` before its update; a group per lambda would cost L
-  optimizer calls per step. So the weight's group keeps ``weight_decay=0`` and a
-  ``register_post_accumulate_grad_hook`` on ``W`` adds ``lambd * W`` (``lambd`` (1, L), one
-  value per column) to ``W.grad`` just before ``SGD.step``: the same term SGD's
-  ``weight_decay`` adds, with a vector in place of the scalar. The bias is never decayed.
+* ``"concise"``: the decay is the optimizer's term, written out in the loop:
+  ``torch.optim.SGD`` adds ``weight_decay * p`` to ``p.grad`` before its update, with one float
+  ``weight_decay`` per parameter group, and a group per lambda would cost L optimizer calls
+  per step. So ``W``'s group keeps ``weight_decay=0`` and the loop adds ``lambd * W``
+  (``lambd`` (1, L), one value per column) to ``W.grad`` on the line before
+  ``optimizer.step()``: the same term SGD's ``weight_decay`` adds, with a vector in place of
+  the scalar. The bias is never decayed.
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from wd_core.driver import chunk_epochs, drive
 from wd_core.sweeps import histories_from_sweep, prepare_sweep
 from wd_torch.device import (
     arrays_on_device,
+    batches_of,
+    epochs_to_numpy,
     schedule_on_device,
     to_tensor,
     torch_device,
@@ -43,21 +46,6 @@ from wd_torch.device import (
 def _column_losses(W, b, X, y) -> torch.Tensor:
     """Each run's data loss ``mean((X w_l + b_l - y)**2) / 2``: (L,)."""
     return ((X @ W + b - y) ** 2).mean(dim=0) / 2
-
-
-def _optimizer(method, W, b, lambdas, lr):
-    """``torch.optim.SGD`` over ``W`` and ``b``; for ``"concise"`` the per-column decay hook."""
-    optimizer = torch.optim.SGD(
-        [{"params": [W], "weight_decay": 0.0}, {"params": [b], "weight_decay": 0.0}], lr=lr,
-    )
-    if method == "concise":
-
-        def add_decay(param):
-            # SGD's ``grad.add(param, alpha=weight_decay)`` with one weight_decay per column.
-            param.grad.add_(param.detach() * lambdas)
-
-        W.register_post_accumulate_grad_hook(add_decay)
-    return optimizer
 
 
 def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
@@ -72,7 +60,9 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
         lambdas: a non-empty sequence of finite numbers >= 0 (L of them).
         method, lr, max_epochs, init, dtype, device: as in :func:`wd_torch.train`.
         progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch of
-            the whole sweep.
+            the whole sweep, in the caller's thread.
+
+    The sweep stops once every lambda's run has diverged.
     """
     spec = prepare_sweep(data, lambdas=lambdas, method=method, lr=lr, max_epochs=max_epochs,
                          init=init, dtype=dtype, device=device, progress=progress)
@@ -88,32 +78,28 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     lambdas_row = on_device(spec.lambdas).reshape(1, count)
     W = torch.nn.Parameter(on_device(np.repeat(run.w0, count, axis=1)))  # (d, L)
     b = torch.nn.Parameter(on_device(np.repeat(run.b0.reshape(1, 1), count, axis=1)))  # (1, L)
-    optimizer = _optimizer(run.method, W, b, lambdas_row, run.lr)
+    optimizer = torch.optim.SGD([W, b], lr=run.lr)  # no weight_decay: see the module docstring
 
-    epoch_w, epoch_b, train_loss, val_loss = [], [], [], []
-    for epoch in range(run.max_epochs):
-        for rows in (*full[epoch], last[epoch]):
-            if len(rows) == 0:
-                continue
-            # Summed over the runs: column l of the gradient is run l's own gradient.
-            loss = _column_losses(W, b, X[rows], y[rows]).sum()
-            if run.method == "scratch":
-                loss = loss + (lambdas_row * W**2).sum() / 2
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            epoch_w.append(W.detach().clone())
-            epoch_b.append(b.detach().clone())
-            train_loss.append(_column_losses(W, b, X, y))
-            val_loss.append(_column_losses(W, b, X_val, y_val))
-        if progress is not None:
-            progress(epoch)
-    # (E, d, L) -> (L, E, d, 1); (E, 1, L) -> (L, E, 1); (E, L) -> (L, E).
-    per_lambda = (
-        torch.stack(epoch_w).permute(2, 0, 1).unsqueeze(-1),
-        torch.stack(epoch_b).permute(2, 0, 1),
-        torch.stack(train_loss).T,
-        torch.stack(val_loss).T,
-    )
-    return histories_from_sweep(spec, "torch", *(a.cpu().numpy() for a in per_lambda))
+    def run_epochs(state, first, count):
+        per_epoch = []
+        for epoch in range(first, first + count):
+            for rows in batches_of(full, last, epoch):
+                # Summed over the runs: column l of the gradient is run l's own gradient.
+                loss = _column_losses(W, b, X[rows], y[rows]).sum()
+                if run.method == "scratch":
+                    loss = loss + (lambdas_row * W**2).sum() / 2
+                optimizer.zero_grad()
+                loss.backward()
+                if run.method == "concise":
+                    with torch.no_grad():  # SGD's weight_decay term, one lambda per column
+                        W.grad.addcmul_(W, lambdas_row)
+                optimizer.step()
+            with torch.no_grad():
+                # Lambda before the parameter axes: w (L, d, 1), b (L, 1), losses (L,).
+                per_epoch.append((W.T.unsqueeze(-1).clone(), b.T.clone(),
+                                  _column_losses(W, b, X, y), _column_losses(W, b, X_val, y_val)))
+        return state, epochs_to_numpy(per_epoch)
+
+    per_epoch = drive(run_epochs, None, max_epochs=run.max_epochs, progress=progress,
+                      chunk=chunk_epochs(data, run.max_epochs, count))
+    return histories_from_sweep(spec, "torch", *per_epoch)

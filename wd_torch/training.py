@@ -1,12 +1,20 @@
-"""The training loop: minibatch SGD in the order :mod:`wd_core` gives, on one device."""
+"""The training loop: minibatch SGD in the order :mod:`wd_core` gives, on one device, in the
+chunks of epochs that :mod:`wd_core.driver` asks for."""
 
 from __future__ import annotations
 
 import torch
 
+from wd_core.driver import chunk_epochs, drive
 from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
-from wd_torch.device import arrays_on_device, schedule_on_device, torch_device
+from wd_torch.device import (
+    arrays_on_device,
+    batches_of,
+    epochs_to_numpy,
+    schedule_on_device,
+    torch_device,
+)
 from wd_torch.models import MODELS, squared_loss
 
 
@@ -24,7 +32,8 @@ def train(
         init: ``None`` (``init_params(data.num_inputs, data.seed)``) or float64 ``(w, b)``
             of shapes (d, 1), (1,).
         dtype: ``"float32"`` or ``"float64"``; device: ``None``/``"cpu"``/``"cuda"``.
-        progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch.
+        progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch, in
+            the caller's thread, after the chunk of epochs that holds it.
         optimizer: ``None`` (``torch.optim.SGD`` as above) or a
             :class:`wd_core.optimizers.OptimizerSpec`: that family (``SGD`` with momentum,
             ``SGDW``, ``Adam``, ``AdamW``) with learning rate ``lr``; ``"concise"`` gives it
@@ -33,7 +42,8 @@ def train(
 
     The data are moved to the device once; per-epoch losses are data losses on the whole
     training and validation sets, computed in ``dtype`` on the device. A run whose loss
-    becomes NaN or infinite stops after that epoch; the History marks it (``diverged``).
+    becomes NaN or infinite stops after the chunk that holds that epoch; the History ends
+    with it and marks it (``diverged``).
     """
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
@@ -50,26 +60,22 @@ def train(
     model.to(dev)
     optimizer = model.configure_optimizers()
 
-    epoch_w, epoch_b, train_loss, val_loss = [], [], [], []
-    for epoch in range(spec.max_epochs):
-        for rows in (*full[epoch], last[epoch]):
-            if len(rows) == 0:
-                continue
-            loss = model.loss(model(X[rows]), y[rows])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            w, b = model.get_w_b()
-            epoch_w.append(w.clone())
-            epoch_b.append(b.clone())
-            train_loss.append(squared_loss(model(X), y))
-            val_loss.append(squared_loss(model(X_val), y_val))
-        if progress is not None:
-            progress(epoch)
-        if not (torch.isfinite(train_loss[-1]) & torch.isfinite(val_loss[-1])):
-            break  # diverged: history_from_epochs marks this epoch
-    per_epoch = (torch.stack(a).cpu().numpy() for a in (epoch_w, epoch_b, train_loss, val_loss))
+    def run_epochs(state, first, count):
+        per_epoch = []
+        for epoch in range(first, first + count):
+            for rows in batches_of(full, last, epoch):
+                loss = model.loss(model(X[rows]), y[rows])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                w, b = model.get_w_b()
+                per_epoch.append((w.clone(), b.clone(), squared_loss(model(X), y),
+                                  squared_loss(model(X_val), y_val)))
+        return state, epochs_to_numpy(per_epoch)
+
+    per_epoch = drive(run_epochs, None, max_epochs=spec.max_epochs, progress=progress,
+                      chunk=chunk_epochs(data, spec.max_epochs))
     history = history_from_epochs(spec, "torch", *per_epoch)
     if optimizer_spec is not None:
         history.config["optimizer"] = optimizer_spec.to_config()

@@ -20,6 +20,7 @@ import numpy as np
 
 from wd_core import reference
 from wd_core.atomic import atomic_writer
+from wd_core.errors import InputError, MissingFrameworkError
 from wd_core.sweeps import data_from_config
 
 #: Points of the ridge curve between the smallest positive lambda and the largest one.
@@ -27,11 +28,12 @@ RIDGE_POINTS = 60
 
 
 def _figure_class():
-    """``matplotlib.figure.Figure``; ``ImportError`` with the install command if missing."""
+    """``matplotlib.figure.Figure``; :class:`~wd_core.errors.MissingFrameworkError` (an
+    ``ImportError``) with the install command if missing."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError(
+        raise MissingFrameworkError(
             "plotting needs matplotlib, which is not installed; "
             "install it with: pip install 'weight-decay[plot]'"
         ) from None
@@ -65,7 +67,7 @@ def loss_curves(histories, *, title=None):
     Figure = _figure_class()
     histories = list(histories)
     if not histories:
-        raise ValueError("loss_curves needs at least one History")
+        raise InputError("loss_curves needs at least one History")
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for i, history in enumerate(histories):
@@ -141,11 +143,11 @@ def regularization_path(sweeps, *, title=None):
     Figure = _figure_class()
     sweeps = [list(s) for s in sweeps]
     if not sweeps or not all(sweeps):
-        raise ValueError("regularization_path needs at least one non-empty sweep")
+        raise InputError("regularization_path needs at least one non-empty sweep")
     data_keys = ("seed", "num_train", "num_val", "num_inputs", "batch_size")
     configs = {tuple(h.config.get(k) for k in data_keys) for s in sweeps for h in s}
     if len(configs) != 1:
-        raise ValueError("the sweeps were trained on different data (seed or sizes differ); "
+        raise InputError("the sweeps were trained on different data (seed or sizes differ); "
                          "plot them separately")
     data = data_from_config(sweeps[0][0].config)
     all_lambdas = np.array([h.config["lambd"] for s in sweeps for h in s], dtype=np.float64)

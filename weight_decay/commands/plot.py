@@ -7,9 +7,10 @@ ridge closed form. Needs the ``plot`` extra (matplotlib).
 
 from __future__ import annotations
 
-from wd_core import plotting
 from wd_core.atomic import check_output_folder
+from wd_core.errors import InputError
 from wd_core.sweeps import read_results
+from weight_decay import plotting
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +31,7 @@ def figure_for(paths, *, title=None):
         return plotting.loss_curves([h for _, (h,) in results], title=title)
     if kinds == {"sweep"}:
         return plotting.regularization_path([hs for _, hs in results], title=title)
-    raise ValueError(f"{', '.join(map(repr, map(str, paths)))} mix run and sweep files; "
+    raise InputError(f"{', '.join(map(repr, map(str, paths)))} mix run and sweep files; "
                      f"plot runs and sweeps separately")
 
 

@@ -1,7 +1,7 @@
 """``weight-decay demo``: the chapter's table, every backend against the float64 reference.
 
 A second table trains the concise model with momentum SGD and with AdamW
-(:mod:`wd_core.optimizer_demo`), every backend against ``torch.optim`` in float64.
+(:mod:`weight_decay.optimizer_demo`), every backend against ``torch.optim`` in float64.
 
 It also writes the chapter's two figures (training and validation loss against the epoch for
 lambda 0 and lambda 3, the concise runs of every backend overlaid) into ``--figures`` (default
@@ -13,18 +13,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from wd_core import reference
-from wd_core.backends import BACKENDS, load_backend
-from wd_core.commands.options import (
+from wd_core.errors import InputError
+from wd_core.tolerances import run_kind
+from wd_core.validation import DTYPES, METHODS
+from weight_decay.backends import BACKENDS, load_backend
+from weight_decay.commands.options import (
     add_data_options,
     add_quiet_option,
     data_from_args,
     nonnegative_float,
 )
-from wd_core.demo_table import format_table, row, verdict_line
-from wd_core.optimizer_demo import ORACLE_BACKEND, optimizer_rows, runs_per_call
-from wd_core.progress import progress_bar
-from wd_core.tolerances import run_kind
-from wd_core.validation import DTYPES, METHODS
+from weight_decay.demo_table import format_table, row, verdict_line
+from weight_decay.optimizer_demo import ORACLE_BACKEND, optimizer_rows, runs_per_call
+from weight_decay.progress import progress_bar
 
 CHAPTER_LAMBDAS = (0.0, 3.0)
 FIGURES_FOLDER = Path("results") / "demo"
@@ -51,7 +52,7 @@ def add_parser(subparsers) -> None:
 
 
 def chapter_rows(data, *, backends, dtype, lr, max_epochs, progress=None):
-    """One row per lambda x (reference, then backend x method), :mod:`wd_core.demo_table` rows.
+    """One row per lambda x (reference, then backend x method), :mod:`weight_decay.demo_table` rows.
 
     ``progress``: ``None`` or a callable called with no argument after each framework run.
     """
@@ -84,7 +85,7 @@ def torch_optim_available() -> str | None:
 def execute(args) -> int:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends:
-        raise ValueError(f"--backends {args.backends!r} names no backend; accepted: torch, jax")
+        raise InputError(f"--backends {args.backends!r} names no backend; accepted: torch, jax")
     for name in backends:
         load_backend(name)
     data = data_from_args(args)
@@ -121,7 +122,7 @@ def execute(args) -> int:
 def write_figures(rows, folder) -> list[Path]:
     """The chapter's figures, ``lambda_0.png`` and ``lambda_3.png`` in ``folder``: the loss
     curves of every backend's concise run with that lambda (the same data as the table)."""
-    from wd_core import plotting
+    from weight_decay import plotting
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

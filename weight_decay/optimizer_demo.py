@@ -1,6 +1,6 @@
 """Demo rows for the chapter's concise model trained with momentum SGD and with AdamW.
 
-:func:`optimizer_rows` returns :mod:`wd_core.demo_table` rows, the second table of
+:func:`optimizer_rows` returns :mod:`weight_decay.demo_table` rows, the second table of
 ``weight-decay demo``. For each optimizer and
 lambda the first row is the oracle, ``torch.optim`` itself run in float64 through the torch
 backend (the definition the JAX chain reproduces); every backend's run in ``dtype`` is then
@@ -10,10 +10,10 @@ family). Backends are loaded only when called; this module imports no framework.
 
 from __future__ import annotations
 
-from wd_core.backends import BACKENDS, load_backend
-from wd_core.demo_table import row
 from wd_core.optimizers import ADAM_FAMILIES, OptimizerSpec
 from wd_core.tolerances import run_kind
+from weight_decay.backends import BACKENDS, load_backend
+from weight_decay.demo_table import row
 
 #: Momentum 0.5, not the customary 0.9: at the chapter's lr=0.01 on its 20 examples, 0.9
 #: makes the minibatch run oscillate (training loss rising to 2e-2 by epoch 10), which
@@ -30,7 +30,7 @@ def runs_per_call(backends=BACKENDS, optimizers=DEMO_OPTIMIZERS, lambdas=DEMO_LA
 
 def optimizer_rows(data, *, backends=BACKENDS, dtype="float32", lr=0.01, max_epochs=10,
                    optimizers=DEMO_OPTIMIZERS, lambdas=DEMO_LAMBDAS, progress=None) -> list[dict]:
-    """Rows (:mod:`wd_core.demo_table`) for the concise model trained with each of
+    """Rows (:mod:`weight_decay.demo_table`) for the concise model trained with each of
     ``optimizers`` (``lr`` the learning rate, each lambda the weight decay of ``w``), every
     backend against the float64 ``torch.optim`` oracle. Needs the torch backend for the
     oracle (``ImportError`` with the install command otherwise). ``progress``: ``None`` or a

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from wd_benchmarks.cli import add_arguments, check_request
+from wd_benchmarks.cli import execute as run_benchmarks
+
 
 def add_parser(subparsers) -> None:
-    from benchmarks.cli import add_arguments
-
     parser = subparsers.add_parser(
         "bench", help="time idiomatic loops, train() and fused paths (python -m benchmarks)")
     add_arguments(parser)
@@ -13,7 +14,4 @@ def add_parser(subparsers) -> None:
 
 
 def execute(args) -> int:
-    from benchmarks.cli import check_request
-    from benchmarks.cli import execute as run_benchmarks
-
     return run_benchmarks(check_request(args))

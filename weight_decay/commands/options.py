@@ -3,40 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import math
 
-from wd_core.backends import BACKENDS
-from wd_core.validation import DTYPES, METHODS
-
-
-def nonnegative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
-    return value
+from wd_core.errors import InputError
+from wd_core.validation import (
+    BACKENDS,
+    DTYPES,
+    METHODS,
+    NONNEGATIVE,
+    NONNEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    Range,
+    number_from_text,
+)
 
 
-def int_at_least(minimum: int):
-    """An argparse type: an integer >= ``minimum``; the error names the text given."""
+def number_type(within: Range):
+    """An argparse type: a number :func:`wd_core.validation.number_from_text` accepts
+    ``within``; the error names the text given."""
 
-    def parse(text: str) -> int:
+    def parse(text: str):
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {minimum}")
-        return value
+            return number_from_text(text, within)
+        except InputError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
 
     return parse
 
 
-positive_int = int_at_least(1)
-nonnegative_int = int_at_least(0)
+nonnegative_float = number_type(NONNEGATIVE)
+positive_float = number_type(POSITIVE)
+positive_int = number_type(POSITIVE_INT)
+nonnegative_int = number_type(NONNEGATIVE_INT)
 
 
 def lambda_list(text: str) -> list[float]:
@@ -47,25 +45,11 @@ def lambda_list(text: str) -> list[float]:
     values = []
     for item in items:
         try:
-            value = float(item)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{item!r} in {text!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise argparse.ArgumentTypeError(
-                f"{item!r} in {text!r} is not a finite number >= 0")
-        values.append(value)
+            values.append(number_from_text(item, NONNEGATIVE))
+        except InputError as err:  # "'abc' is not a number" -> "'abc' in '0,abc' is not ..."
+            where = f"{item!r} in {text!r} "
+            raise argparse.ArgumentTypeError(str(err).replace(f"{item!r} ", where, 1)) from None
     return values
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number > 0")
-    return value
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +99,7 @@ def beta_pair(text: str) -> tuple[float, float]:
 
 def optimizer_from_args(args):
     """The :class:`wd_core.optimizers.OptimizerSpec` of :func:`add_optimizer_options`' values,
-    or None; ``ValueError`` for a value without ``--optimizer`` or foreign to its family."""
+    or None; ``InputError`` for a value without ``--optimizer`` or foreign to its family."""
     from wd_core.optimizers import FAMILIES, OptimizerSpec
 
     fields = [name for name in OptimizerSpec.__dataclass_fields__ if name != "family"]
@@ -123,7 +107,7 @@ def optimizer_from_args(args):
     if args.optimizer is None:
         if given:
             names = ", ".join(f"--{name}" for name in given)
-            raise ValueError(f"{names} needs --optimizer (one of {', '.join(FAMILIES)})")
+            raise InputError(f"{names} needs --optimizer (one of {', '.join(FAMILIES)})")
         return None
     return OptimizerSpec(args.optimizer, **given)
 

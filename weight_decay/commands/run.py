@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 
 from wd_core.atomic import check_output_folder
-from wd_core.backends import load_backend
-from wd_core.commands.options import (
+from weight_decay.backends import load_backend
+from weight_decay.commands.options import (
     add_data_options,
     add_optimizer_options,
     add_training_options,
@@ -18,7 +18,7 @@ from wd_core.commands.options import (
     nonnegative_float,
     optimizer_from_args,
 )
-from wd_core.progress import epoch_callback, progress_bar
+from weight_decay.progress import epoch_callback, progress_bar
 
 
 def add_parser(subparsers) -> None:

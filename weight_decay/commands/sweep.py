@@ -3,7 +3,7 @@
 Lambdas are given as a list (``--lambdas 0,0.3,1,3``) or a grid (``--num 64 --max 10``: 0 and
 63 log-spaced values up to 10, :func:`wd_core.sweeps.lambda_grid`). Exit status 0, or 3 (one
 warning line) when some lambda's run diverged. ``--measure`` times the sweep against one
-lambda instead (:func:`wd_core.sweep_cost.measure_sweep_cost`).
+lambda instead (:func:`benchmarks.sweep_cost.measure_sweep_cost`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 
 from wd_core.atomic import check_output_folder
-from wd_core.backends import load_backend
-from wd_core.commands.options import (
+from wd_core.sweeps import lambda_grid, write_sweep
+from weight_decay.backends import load_backend
+from weight_decay.commands.options import (
     add_data_options,
     add_training_options,
     data_from_args,
@@ -20,8 +21,7 @@ from wd_core.commands.options import (
     positive_float,
     positive_int,
 )
-from wd_core.progress import epoch_callback, progress_bar
-from wd_core.sweeps import lambda_grid, write_sweep
+from weight_decay.progress import epoch_callback, progress_bar
 
 
 def add_parser(subparsers) -> None:
@@ -79,7 +79,7 @@ def execute(args) -> int:
     backend = load_backend(args.backend)
     data = data_from_args(args)
     if args.measure:
-        return _measure(args, data, len(lambdas))
+        return _measure(args, backend, data, lambdas)
     desc = f"{args.backend} {args.method} sweep of {len(lambdas)}"
     with progress_bar(args.max_epochs, desc=desc, unit="epoch", quiet=args.quiet) as bar:
         histories = backend.sweep(
@@ -102,16 +102,15 @@ def execute(args) -> int:
     return 0
 
 
-def _measure(args, data, num_lambdas) -> int:
-    from wd_core.sweep_cost import measure_sweep_cost
+def _measure(args, backend, data, lambdas) -> int:
+    from wd_benchmarks.sweep_cost import measure_sweep_cost
 
     result = measure_sweep_cost(
-        args.backend, num_lambdas=num_lambdas, method=args.method, repeats=args.repeats,
-        dtype=args.dtype, device=args.device, data=data, lr=args.lr, max_epochs=args.max_epochs,
-        max_lambda=args.max_lambda,
+        backend, data, lambdas=lambdas, lambd=3.0, method=args.method, lr=args.lr,
+        max_epochs=args.max_epochs, dtype=args.dtype, device=args.device, repeats=args.repeats,
     )
-    ms = {k: result[k]["median_s"] * 1e3 for k in ("one", "many", "train")}
-    print(f"{args.backend} {args.method} {args.dtype}: sweep of {num_lambdas} lambdas "
+    ms = {k: result[k].median_s * 1e3 for k in ("one", "many", "train")}
+    print(f"{args.backend} {args.method} {args.dtype}: sweep of {len(lambdas)} lambdas "
           f"{ms['many']:.3f} ms, sweep of 1 lambda {ms['one']:.3f} ms, train {ms['train']:.3f} ms "
           f"(medians of {args.repeats}); ratio {result['ratio']:.2f} "
           f"(bound {result['max_ratio']:g}: {'ok' if result['ok'] else 'exceeded'})")

@@ -1,0 +1,48 @@
+"""The ``weight-decay`` command (also ``python -m weight_decay``).
+
+Each subcommand is a module of :mod:`weight_decay.commands` with ``add_parser(subparsers)``
+and ``execute(args) -> int``. Bad input (:class:`wd_core.errors.InputError`, argparse usage
+errors) ends with one line on stderr and exit status 2; any other exception is a bug and
+keeps its traceback (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from wd_core.errors import InputError, run_command
+from weight_decay.commands import COMMANDS
+
+
+class UsageError(InputError):
+    """An argparse usage error, raised instead of argparse's usage-and-exit."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors raise :class:`UsageError` (no usage block)."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="weight-decay",
+        description="Weight decay (D2L 3.7) in PyTorch and JAX + optax, against a float64 "
+        "reference.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit status (0 ok, 2 bad input, others per command)."""
+    parser = build_parser()
+    return run_command("weight-decay", lambda: parser.parse_args(argv),
+                       lambda args: args.execute(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
