@@ -217,3 +217,40 @@ def test_a_float64_jax_model_outside_x64_is_an_error_not_float32():
         params = wd_jax.WeightDecay(3, lambd=1.0, lr=0.1, dtype="float64").set_w_b(
             np.zeros((3, 1)), np.zeros(1))
         assert params["w"].dtype == np.float64
+
+
+@pytest.mark.parametrize("entry", ["train", "sweep"])
+def test_a_raising_progress_stops_the_run_after_the_current_chunk(backend, entry, monkeypatch):
+    """Each backend feeds wd_core.driver: with chunks of 2 epochs, a progress that raises at
+    epoch 0 of a 400-epoch run leaves after the first chunk (no later chunk is run)."""
+    import importlib
+
+    import wd_core.driver
+
+    chunks = []
+    real_drive = wd_core.driver.drive
+
+    def counting_drive(run_epochs, state, **kwargs):
+        def counted(state, first, count):
+            chunks.append((first, count))
+            return run_epochs(state, first, count)
+
+        return real_drive(counted, state, **kwargs)
+
+    data = SyntheticData(num_train=6, num_val=3, num_inputs=4, batch_size=3)
+    per_epoch_work = (3 * 6 + 3) * 4 * (2 if entry == "sweep" else 1)
+    monkeypatch.setattr(wd_core.driver, "CHUNK_WORK", 2 * per_epoch_work)
+    monkeypatch.setattr(wd_core.driver, "MIN_CHUNK_BATCHES", 1)
+    for name in ("training", "sweeping"):  # wherever the backend calls the driver from
+        module = importlib.import_module(f"{backend.__name__}.{name}")
+        if hasattr(module, "drive"):
+            monkeypatch.setattr(module, "drive", counting_drive)
+    kwargs = {"lambd": 1.0} if entry == "train" else {"lambdas": [0.0, 1.0]}
+
+    def stop_at_once(epoch):
+        raise Stop(f"stopped at epoch {epoch}")
+
+    with pytest.raises(Stop, match="stopped at epoch 0"):
+        getattr(backend, entry)(data, method="concise", lr=0.1, max_epochs=400,
+                                progress=stop_at_once, **kwargs)
+    assert chunks == [(0, 2)]

@@ -27,7 +27,8 @@ SMALL_DATA = SyntheticData(num_train=6, num_val=4, num_inputs=5, batch_size=3)
 
 
 def run_cli(*args, code=None):
-    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "weight_decay", *args]
+    command = ([sys.executable, "-c", code] if code
+               else [sys.executable, "-m", "weight_decay", *args])
     return subprocess.run(command, capture_output=True, text=True)
 
 
@@ -406,6 +407,30 @@ def test_ctrl_c_during_training_leaves_no_file(tmp_path):
 def test_bad_input_is_one_line_and_exit_2(capsys, args, fragment):
     assert main(args) == 2
     assert fragment in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("exception", ["TypeError", "ValueError", "OSError"])
+def test_a_bug_is_not_bad_input_it_exits_1_with_its_traceback(exception):
+    """An exception that is not the project's input error (here a deliberately broken
+    internal function) is a bug: the traceback reaches stderr and the status is 1."""
+    code = ("import wd_core.data, weight_decay.cli\n"
+            "def broken(self, max_epochs):\n"
+            f"    raise {exception}('internal failure')\n"
+            "wd_core.data.SyntheticData.batch_schedule = broken\n"
+            "raise SystemExit(weight_decay.cli.main(['run', '--backend', 'torch']))")
+    result = run_cli(code=code)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"{exception}: internal failure"
+
+
+def test_a_bug_propagates_from_main_in_process(monkeypatch):
+    def broken(self, max_epochs):
+        raise TypeError("internal failure")
+
+    monkeypatch.setattr(SyntheticData, "batch_schedule", broken)
+    with pytest.raises(TypeError, match="internal failure"):
+        main(["run", "--backend", "jax", *SMALL])
 
 
 def test_bad_input_in_a_real_process_prints_no_traceback():

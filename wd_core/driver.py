@@ -22,10 +22,17 @@ from __future__ import annotations
 import numpy as np
 
 #: Work of one chunk, in multiply-adds over ``X`` (see :func:`chunk_epochs`): about 10 ms of
-#: compiled work on one CPU core at the chapter's size (2,000 epochs), so that dispatching
-#: chunks costs under 1% of a run, and well under a second per chunk at any size, so that a
-#: long run reports progress several times a second.
+#: compiled work on one CPU core at the chapter's size (2,000 epochs), and well under a second
+#: at any size, so that a long run reports progress several times a second.
 CHUNK_WORK = 2**26
+
+#: A chunk does at least this many batches' worth of work (``batch_size * num_inputs``
+#: multiply-adds each). Starting a chunk touches fresh memory for its temporaries, about one
+#: gathered batch (a batch over 32 MiB comes from ``mmap`` and returns to the system after each
+#: call), which costs about as much as two multiply-adds per value: 20 batches of work keep
+#: that under 10% of the chunk (measured: 4 one-epoch chunks of n = B = 1024, d = 65536 took
+#: 0.86 s, one chunk of 4 epochs 0.57 s).
+MIN_CHUNK_BATCHES = 20
 
 
 def chunk_epochs(data, max_epochs: int, lanes: int = 1) -> int:
@@ -34,11 +41,12 @@ def chunk_epochs(data, max_epochs: int, lanes: int = 1) -> int:
 
     One epoch reads ``X_train`` (n, d) twice for its steps (the residual and the gradient)
     and ``X_train`` and ``X_val`` once more for its losses: ``(3 n + n_val) d`` multiply-adds
-    per lane. A chunk is as many epochs as fit in :data:`CHUNK_WORK`, at least 1 and at most
-    ``max_epochs``.
+    per lane. A chunk is as many epochs as fit in :data:`CHUNK_WORK`, but no fewer than
+    :data:`MIN_CHUNK_BATCHES` batches' work needs; at least 1 and at most ``max_epochs``.
     """
     per_epoch = (3 * data.num_train + data.num_val) * data.num_inputs * lanes
-    return max(1, min(max_epochs, CHUNK_WORK // per_epoch))
+    at_least = -(-MIN_CHUNK_BATCHES * data.batch_size * data.num_inputs // per_epoch)
+    return max(1, min(max_epochs, max(CHUNK_WORK // per_epoch, at_least)))
 
 
 def drive(run_epochs, state, *, max_epochs: int, chunk: int, progress=None) -> list:
