@@ -504,15 +504,26 @@ def test_missing_backend_is_one_line_with_install_hint(command):
     ]
 
 
-def test_the_readme_shows_what_the_demo_prints(capsys):
-    """The README's demo block is a real run: the same rows and closing lines, and numbers
-    equal within the tolerance that judged each row (the last digits of a float32 value may
-    differ on another CPU)."""
+def demo_blocks_in_the_docs() -> list[str]:
+    """The demo's output as the docs show it: the README's block (the chapter's table), then
+    docs/optimizers.md's block (the second table and the figures line)."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("```\nD2L 3.7 weight decay:", 1)[1].split("```", 1)[0]
-    shown = ("D2L 3.7 weight decay:" + block).strip().splitlines()
+    root = Path(__file__).resolve().parents[1]
+    pieces = []
+    for page, opening in (("README.md", "D2L 3.7 weight decay:"),
+                          ("docs/optimizers.md", "The concise model with other optimizers")):
+        text = (root / page).read_text()
+        block = text.split("```\n" + opening, 1)[1].split("```", 1)[0]
+        pieces.append((opening + block).strip())
+    return "\n\n".join(pieces).splitlines()
+
+
+def test_the_readme_shows_what_the_demo_prints(capsys):
+    """The demo blocks of the README and docs/optimizers.md are a real run: the same rows and
+    closing lines, and numbers equal within the tolerance that judged each row (the last
+    digits of a float32 value may differ on another CPU)."""
+    shown = demo_blocks_in_the_docs()
     assert main(["demo", "--no-figures", "--quiet"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert shown[-1].startswith("figures: ")
