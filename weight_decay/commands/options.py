@@ -73,6 +73,13 @@ def add_training_options(parser: argparse.ArgumentParser, *, backend_required=Tr
     add_quiet_option(parser)
 
 
+def training_options(args) -> dict:
+    """The keyword arguments of ``train``/``sweep`` that :func:`add_training_options` sets
+    (everything but the data, the lambdas, ``progress`` and the optimizer)."""
+    return {"method": args.method, "lr": args.lr, "max_epochs": args.max_epochs,
+            "dtype": args.dtype, "device": args.device}
+
+
 def add_optimizer_options(parser: argparse.ArgumentParser) -> None:
     """``--optimizer`` and its hyper-parameters (torch's names and defaults)."""
     from wd_core.optimizers import FAMILIES

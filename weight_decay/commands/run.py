@@ -17,6 +17,7 @@ from weight_decay.commands.options import (
     data_from_args,
     nonnegative_float,
     optimizer_from_args,
+    training_options,
 )
 from weight_decay.progress import epoch_callback, progress_bar
 
@@ -39,11 +40,8 @@ def execute(args) -> int:
     data = data_from_args(args)
     with progress_bar(args.max_epochs, desc=f"{args.backend} {args.method}", unit="epoch",
                       quiet=args.quiet) as bar:
-        history = backend.train(
-            data, method=args.method, lambd=args.lambd, lr=args.lr,
-            max_epochs=args.max_epochs, dtype=args.dtype, device=args.device,
-            progress=epoch_callback(bar), optimizer=optimizer,
-        )
+        history = backend.train(data, lambd=args.lambd, optimizer=optimizer,
+                                progress=epoch_callback(bar), **training_options(args))
     if args.out:
         history.to_json(args.out)
     print(

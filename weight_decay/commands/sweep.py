@@ -20,6 +20,7 @@ from weight_decay.commands.options import (
     lambda_list,
     positive_float,
     positive_int,
+    training_options,
 )
 from weight_decay.progress import epoch_callback, progress_bar
 
@@ -82,10 +83,8 @@ def execute(args) -> int:
         return _measure(args, backend, data, lambdas)
     desc = f"{args.backend} {args.method} sweep of {len(lambdas)}"
     with progress_bar(args.max_epochs, desc=desc, unit="epoch", quiet=args.quiet) as bar:
-        histories = backend.sweep(
-            data, lambdas=lambdas, method=args.method, lr=args.lr, max_epochs=args.max_epochs,
-            dtype=args.dtype, device=args.device, progress=epoch_callback(bar),
-        )
+        histories = backend.sweep(data, lambdas=lambdas, progress=epoch_callback(bar),
+                                  **training_options(args))
     if args.out:
         write_sweep(histories, args.out)
     print(f"{args.backend} {args.method} sweep over {len(lambdas)} lambdas: {data!r}, "
