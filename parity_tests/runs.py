@@ -15,11 +15,12 @@ def backend_run(backend: str, case: str, method: str, lambd: float, dtype: str):
     c = RUN_CASES[case]
     module = importlib.import_module(f"wd_{backend}")
     return module.train(c.data(), method=method, lambd=lambd, lr=c.lr,
-                        max_epochs=c.max_epochs, dtype=dtype)
+                        max_epochs=c.max_epochs, dtype=dtype, epoch_params=True)
 
 
 @functools.cache
 def reference_run(case: str, lambd: float):
     """``reference.train`` (float64) on ``RUN_CASES[case]``."""
     c = RUN_CASES[case]
-    return reference.train(c.data(), lambd=lambd, lr=c.lr, max_epochs=c.max_epochs)
+    return reference.train(c.data(), lambd=lambd, lr=c.lr, max_epochs=c.max_epochs,
+                           epoch_params=True)

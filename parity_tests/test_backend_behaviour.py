@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from wd_core import DeviceUnavailableError, SyntheticData, reference
+from wd_core.tolerances import assert_close
 
 
 def test_jax_second_call_does_not_recompile():
@@ -82,7 +83,7 @@ def test_concurrent_jax_runs_report_to_their_own_progress():
 def test_history_arrays_are_writable_float64_copies(backend, dtype):
     data = SyntheticData(num_train=6, num_val=3, num_inputs=4, batch_size=3)
     history = backend.train(data, method="concise", lambd=1.0, lr=0.1, max_epochs=2,
-                            dtype=dtype)
+                            dtype=dtype, epoch_params=True)
     for name in ("w", "b", "train_loss", "val_loss", "epoch_w", "epoch_b"):
         array = getattr(history, name)
         assert array.dtype == np.float64 and array.flags.writeable and array.flags.owndata
@@ -177,9 +178,9 @@ def test_cuda_matches_cpu(backend, chapter_data, method, dtype):
     from wd_core.tolerances import assert_close
 
     kwargs = {"method": method, "lambd": 3.0, "lr": 0.01, "max_epochs": 10, "dtype": dtype}
-    on_cpu = backend.train(chapter_data, device="cpu", **kwargs)
-    on_gpu = backend.train(chapter_data, device="cuda", **kwargs)
-    oracle = reference.train(chapter_data, lambd=3.0, lr=0.01, max_epochs=10)
+    on_cpu = backend.train(chapter_data, device="cpu", epoch_params=True, **kwargs)
+    on_gpu = backend.train(chapter_data, device="cuda", epoch_params=True, **kwargs)
+    oracle = reference.train(chapter_data, lambd=3.0, lr=0.01, max_epochs=10, epoch_params=True)
     for field in ("epoch_w", "epoch_b", "train_loss", "val_loss"):
         assert_close(getattr(on_gpu, field), getattr(on_cpu, field), dtype,
                      err_msg=f"{field}: GPU vs CPU")
@@ -254,3 +255,27 @@ def test_a_raising_progress_stops_the_run_after_the_current_chunk(backend, entry
         getattr(backend, entry)(data, method="concise", lr=0.1, max_epochs=400,
                                 progress=stop_at_once, **kwargs)
     assert chunks == [(0, 2)]
+
+
+@pytest.mark.parametrize("entry", ["train", "sweep"])
+def test_per_epoch_parameters_only_when_asked(backend, entry):
+    """By default a run keeps its losses for every epoch and only its final parameters (memory
+    does not grow with epochs x d); epoch_params=True keeps them all. Both give the same
+    final parameters as the float64 reference."""
+    data = SyntheticData(num_train=7, num_val=3, num_inputs=4, batch_size=3, seed=2)
+    kwargs = {"method": "concise", "lr": 0.1, "max_epochs": 5, "dtype": "float64"}
+    oracle = reference.train(data, lambd=1.0, lr=0.1, max_epochs=5, epoch_params=True)
+
+    def run(**more):
+        if entry == "train":
+            return backend.train(data, lambd=1.0, **kwargs, **more)
+        return backend.sweep(data, lambdas=[1.0], **kwargs, **more)[0]
+
+    lean, full = run(), run(epoch_params=True)
+    assert lean.epoch_w is None and lean.epoch_b is None
+    assert full.epoch_w.shape == (5, 4, 1) and full.epoch_b.shape == (5, 1)
+    assert_close(full.epoch_w, oracle.epoch_w, "float64")
+    for history in (lean, full):
+        assert_close(history.w, oracle.w, "float64")
+        assert_close(history.b, oracle.b, "float64")
+        assert_close(history.val_loss, oracle.val_loss, "float64")

@@ -80,7 +80,7 @@ def test_step_on_framework_arrays_updates_and_returns_w_b(backend):
 @pytest.mark.parametrize("block_rows", [None, 2])
 def test_train_fast_float64_matches_reference(backend, block_rows):
     data = SyntheticData(num_train=23, num_val=7, num_inputs=11, batch_size=5, seed=3)
-    oracle = reference.train(data, lambd=3.0, lr=0.01, max_epochs=4)
+    oracle = reference.train(data, lambd=3.0, lr=0.01, max_epochs=4, epoch_params=True)
     history = fused_of(backend).train_fast(data, lambd=3.0, lr=0.01, max_epochs=4,
                                            dtype="float64", block_rows=block_rows)
     assert history.config["method"] == "fused"
@@ -91,7 +91,8 @@ def test_train_fast_float64_matches_reference(backend, block_rows):
 
 @pytest.mark.parametrize("block_rows", [None, 2])
 def test_train_fast_float32_matches_train(backend, chapter_data, block_rows):
-    expected = backend.train(chapter_data, method="concise", lambd=3.0, lr=0.01, max_epochs=10)
+    expected = backend.train(chapter_data, method="concise", lambd=3.0, lr=0.01, max_epochs=10,
+                             epoch_params=True)
     history = fused_of(backend).train_fast(chapter_data, lambd=3.0, lr=0.01, max_epochs=10,
                                            block_rows=block_rows)
     assert_computed_in("float32", history.epoch_w, history.epoch_b, history.train_loss)

@@ -74,7 +74,7 @@ def test_concise_training_matches_torch_optim(backend, name, dtype):
     lr = 0.01 if spec.family in ("adam", "adamw") else 0.05
     w, b = torch_optim_run(spec, lambd=0.7, lr=lr)
     history = backend.train(DATA, method="concise", lambd=0.7, lr=lr, max_epochs=EPOCHS,
-                            dtype=dtype, optimizer=spec)
+                            dtype=dtype, optimizer=spec, epoch_params=True)
     kind = run_kind(dtype, adam=spec.family in ADAM_FAMILIES)
     assert_close(history.w, w, kind, err_msg=f"w of {name}")
     assert_close(history.b, b, kind, err_msg=f"b of {name}")
@@ -89,7 +89,7 @@ def test_a_spec_with_defaults_is_torch_optim_with_its_defaults(backend, family, 
     w, b = torch_optim_run(None, lambd=0.7, lr=0.01,
                            make_optimizer=getattr(torch.optim, torch_class))
     history = backend.train(DATA, method="concise", lambd=0.7, lr=0.01, max_epochs=EPOCHS,
-                            dtype="float64", optimizer=OptimizerSpec(family))
+                            dtype="float64", optimizer=OptimizerSpec(family), epoch_params=True)
     assert_close(history.w, w, "float64")
     assert_close(history.b, b, "float64")
 
@@ -100,9 +100,9 @@ def test_scratch_uses_the_family_without_decay(backend, family):
     spec = OptimizerSpec(family)
     w, _ = torch_optim_run(spec, lambd=0.7, lr=0.01, penalty_in_loss=True)
     scratch = backend.train(DATA, method="scratch", lambd=0.7, lr=0.01, max_epochs=EPOCHS,
-                            dtype="float64", optimizer=spec)
+                            dtype="float64", optimizer=spec, epoch_params=True)
     concise = backend.train(DATA, method="concise", lambd=0.7, lr=0.01, max_epochs=EPOCHS,
-                            dtype="float64", optimizer=spec)
+                            dtype="float64", optimizer=spec, epoch_params=True)
     assert_close(scratch.w, w, "float64")
     if family == "adamw":
         assert not np.allclose(scratch.w, concise.w, rtol=1e-6)
@@ -113,8 +113,8 @@ def test_scratch_uses_the_family_without_decay(backend, family):
 @pytest.mark.parametrize("method", ["scratch", "concise"])
 def test_plain_sgd_spec_is_the_default(backend, method):
     kwargs = {"method": method, "lambd": 3.0, "lr": 0.01, "max_epochs": 3, "dtype": "float64"}
-    default = backend.train(DATA, **kwargs)
-    with_spec = backend.train(DATA, optimizer=OptimizerSpec("sgd"), **kwargs)
+    default = backend.train(DATA, **kwargs, epoch_params=True)
+    with_spec = backend.train(DATA, optimizer=OptimizerSpec("sgd"), **kwargs, epoch_params=True)
     np.testing.assert_array_equal(with_spec.epoch_w, default.epoch_w)
     assert "optimizer" not in default.config
 

@@ -25,11 +25,11 @@ RAGGED = SyntheticData(num_train=11, num_val=6, num_inputs=9, batch_size=4, seed
 @pytest.mark.parametrize("method", ["scratch", "concise"])
 def test_sweep_equals_single_runs(backend, chapter_data, method, dtype):
     histories = backend.sweep(chapter_data, lambdas=list(LAMBDAS), method=method, lr=0.01,
-                              max_epochs=10, dtype=dtype)
+                              max_epochs=10, dtype=dtype, epoch_params=True)
     assert len(histories) == len(LAMBDAS)
     for lambd, history in zip(LAMBDAS, histories, strict=True):
         single = backend.train(chapter_data, method=method, lambd=lambd, lr=0.01, max_epochs=10,
-                               dtype=dtype)
+                               dtype=dtype, epoch_params=True)
         assert history.config == single.config
         assert not history.diverged
         assert_computed_in(dtype, *(getattr(history, field) for field in FIELDS))
@@ -42,9 +42,9 @@ def test_sweep_equals_single_runs(backend, chapter_data, method, dtype):
 def test_float64_sweep_matches_the_reference_with_a_ragged_batch(backend, method):
     lambdas = [2.0, 0.0, 0.5]  # unsorted: the order of the result is the order given
     histories = backend.sweep(RAGGED, lambdas=lambdas, method=method, lr=0.05, max_epochs=4,
-                              dtype="float64")
+                              dtype="float64", epoch_params=True)
     for lambd, history in zip(lambdas, histories, strict=True):
-        oracle = reference.train(RAGGED, lambd=lambd, lr=0.05, max_epochs=4)
+        oracle = reference.train(RAGGED, lambd=lambd, lr=0.05, max_epochs=4, epoch_params=True)
         assert history.config["lambd"] == lambd
         for field in FIELDS:
             assert_close(getattr(history, field), getattr(oracle, field), "float64", field)
@@ -54,8 +54,8 @@ def test_explicit_init_is_shared_by_every_lambda(backend):
     rng = np.random.default_rng(7)
     init = (rng.standard_normal((9, 1)), np.array([0.3]))
     (history,) = backend.sweep(RAGGED, lambdas=[1.5], lr=0.05, max_epochs=2, init=init,
-                               dtype="float64")
-    oracle = reference.train(RAGGED, lambd=1.5, lr=0.05, max_epochs=2, init=init)
+                               dtype="float64", epoch_params=True)
+    oracle = reference.train(RAGGED, lambd=1.5, lr=0.05, max_epochs=2, init=init, epoch_params=True)
     assert_close(history.epoch_w, oracle.epoch_w, "float64")
 
 
@@ -63,9 +63,10 @@ def test_a_diverging_lambda_is_marked_and_leaves_the_others_alone(backend, chapt
     # lr * lambd = 100 > 2: the decay factor 1 - lr*lambd = -99 makes that column blow up.
     lambdas = [0.0, 1000.0, 3.0]
     histories = backend.sweep(chapter_data, lambdas=lambdas, lr=0.1, max_epochs=40,
-                              method="concise", dtype="float64")
+                              method="concise", dtype="float64", epoch_params=True)
     for lambd, history in zip(lambdas, histories, strict=True):
-        oracle = reference.train(chapter_data, lambd=lambd, lr=0.1, max_epochs=40)
+        oracle = reference.train(chapter_data, lambd=lambd, lr=0.1, max_epochs=40,
+                                 epoch_params=True)
         assert history.diverged == oracle.diverged
         assert history.diverged_epoch == oracle.diverged_epoch
         if not oracle.diverged:
@@ -76,8 +77,8 @@ def test_a_diverging_lambda_is_marked_and_leaves_the_others_alone(backend, chapt
 def test_both_backends_sweep_alike(chapter_data):
     wd_torch, wd_jax = require_backends("torch", "jax")
     lambdas = [0.0, 0.1, 1.0, 3.0]
-    by_torch = wd_torch.sweep(chapter_data, lambdas=lambdas)
-    by_jax = wd_jax.sweep(chapter_data, lambdas=lambdas)
+    by_torch = wd_torch.sweep(chapter_data, lambdas=lambdas, epoch_params=True)
+    by_jax = wd_jax.sweep(chapter_data, lambdas=lambdas, epoch_params=True)
     for a, b in zip(by_torch, by_jax, strict=True):
         for field in FIELDS:
             assert_close(getattr(a, field), getattr(b, field), "float32", field)
@@ -97,21 +98,22 @@ def test_both_backends_sweep_alike(chapter_data):
 )
 def test_bad_lambdas_name_the_value(backend, chapter_data, lambdas, error, message):
     with pytest.raises(error, match=message):
-        backend.sweep(chapter_data, lambdas=lambdas)
+        backend.sweep(chapter_data, lambdas=lambdas, epoch_params=True)
 
 
 def test_other_bad_arguments_are_checked_like_train(backend, chapter_data):
     with pytest.raises(ValueError, match="unknown method 'adam'"):
-        backend.sweep(chapter_data, lambdas=[1.0], method="adam")
+        backend.sweep(chapter_data, lambdas=[1.0], method="adam", epoch_params=True)
     with pytest.raises(ValueError, match="unknown dtype 'float16'"):
-        backend.sweep(chapter_data, lambdas=[1.0], dtype="float16")
+        backend.sweep(chapter_data, lambdas=[1.0], dtype="float16", epoch_params=True)
     with pytest.raises(ValueError, match="max_epochs must be a positive integer"):
-        backend.sweep(chapter_data, lambdas=[1.0], max_epochs=0)
+        backend.sweep(chapter_data, lambdas=[1.0], max_epochs=0, epoch_params=True)
 
 
 def test_progress_is_called_once_per_epoch_for_the_whole_sweep(backend):
     seen = []
-    backend.sweep(RAGGED, lambdas=[0.0, 1.0, 2.0], max_epochs=3, progress=seen.append)
+    backend.sweep(RAGGED, lambdas=[0.0, 1.0, 2.0], max_epochs=3, progress=seen.append,
+                  epoch_params=True)
     assert seen == [0, 1, 2]
 
 
@@ -131,10 +133,11 @@ def test_jax_concise_sweep_decays_through_optax_add_decayed_weights(monkeypatch)
     for compiled in (run_chunk, start_state):
         compiled.clear_cache()  # trace anew with the patched transform...
     try:
-        histories = wd_jax.sweep(data, lambdas=lambdas, lr=0.1, max_epochs=3, dtype="float64")
+        histories = wd_jax.sweep(data, lambdas=lambdas, lr=0.1, max_epochs=3, dtype="float64",
+                                 epoch_params=True)
     finally:
         for compiled in (run_chunk, start_state):
             compiled.clear_cache()  # ...and leave no program that holds it
     for lambd, history in zip(lambdas, histories, strict=True):
-        doubled = reference.train(data, lambd=2 * lambd, lr=0.1, max_epochs=3)
+        doubled = reference.train(data, lambd=2 * lambd, lr=0.1, max_epochs=3, epoch_params=True)
         assert_close(history.epoch_w, doubled.epoch_w, "float64", f"lambd={lambd}")

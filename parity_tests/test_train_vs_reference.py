@@ -59,9 +59,10 @@ def test_torch_matches_jax(case, lambd, method, dtype):
 def test_explicit_init_is_used(backend, chapter_data):
     w0 = np.linspace(-0.1, 0.1, chapter_data.num_inputs).reshape(-1, 1)
     b0 = np.array([0.3])
-    oracle = reference.train(chapter_data, lambd=3.0, lr=0.01, max_epochs=2, init=(w0, b0))
+    oracle = reference.train(chapter_data, lambd=3.0, lr=0.01, max_epochs=2, init=(w0, b0),
+                             epoch_params=True)
     history = backend.train(chapter_data, method="concise", lambd=3.0, lr=0.01, max_epochs=2,
-                            init=(w0, b0), dtype="float64")
+                            init=(w0, b0), dtype="float64", epoch_params=True)
     assert_close(history.epoch_w, oracle.epoch_w, "float64")
     assert_close(history.epoch_b, oracle.epoch_b, "float64")
 
@@ -69,9 +70,9 @@ def test_explicit_init_is_used(backend, chapter_data):
 @pytest.mark.parametrize("method", METHODS)
 def test_divergence_is_marked_like_the_reference(backend, chapter_data, method):
     # lr=10 grows w by ~x30 per epoch: float64 overflows at epoch 20 (float32 at epoch 2).
-    oracle = reference.train(chapter_data, lambd=0.0, lr=10.0, max_epochs=30)
+    oracle = reference.train(chapter_data, lambd=0.0, lr=10.0, max_epochs=30, epoch_params=True)
     history = backend.train(chapter_data, method=method, lambd=0.0, lr=10.0, max_epochs=30,
-                            dtype="float64")
+                            dtype="float64", epoch_params=True)
     assert oracle.diverged and oracle.diverged_epoch == 20
     assert history.diverged and history.diverged_epoch == oracle.diverged_epoch
     assert len(history.train_loss) == len(history.epoch_w) == oracle.diverged_epoch + 1
@@ -80,7 +81,8 @@ def test_divergence_is_marked_like_the_reference(backend, chapter_data, method):
 
 def test_float32_divergence_is_marked_identically_in_both_backends(chapter_data):
     wd_torch, wd_jax = require_backends("torch", "jax")
-    kwargs = {"method": "concise", "lambd": 0.0, "lr": 10.0, "max_epochs": 10}
+    kwargs = {"method": "concise", "lambd": 0.0, "lr": 10.0, "max_epochs": 10,
+              "epoch_params": True}
     by_torch, by_jax = wd_torch.train(chapter_data, **kwargs), wd_jax.train(chapter_data, **kwargs)
     assert by_torch.diverged and by_jax.diverged
     assert by_torch.diverged_epoch == by_jax.diverged_epoch == 2
@@ -96,9 +98,9 @@ def test_a_diverged_run_stops_at_the_divergent_epoch(backend, chapter_data, meth
     (float64) diverges in the same epoch."""
     epochs_seen = []
     history = backend.train(chapter_data, method=method, lambd=0.0, lr=lr, max_epochs=30,
-                            dtype=dtype, progress=epochs_seen.append)
+                            dtype=dtype, progress=epochs_seen.append, epoch_params=True)
     assert history.diverged and history.diverged_epoch == diverged_epoch
     assert epochs_seen == list(range(diverged_epoch + 1))
     if dtype == "float64":
-        oracle = reference.train(chapter_data, lambd=0.0, lr=lr, max_epochs=30)
+        oracle = reference.train(chapter_data, lambd=0.0, lr=lr, max_epochs=30, epoch_params=True)
         assert oracle.diverged_epoch == diverged_epoch

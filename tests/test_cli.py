@@ -75,9 +75,9 @@ def test_diverged_run_warns_and_exits_3(tmp_path, capsys):
 def test_sweep_writes_one_history_per_lambda(tmp_path, capsys, backend):
     out = tmp_path / "sweep.json"
     assert main(["sweep", "--backend", backend, "--lambdas", "3,0,0.5", "--dtype", "float64",
-                 "--epochs", "3", "--lr", "0.1", *SMALL, "--out", str(out)]) == 0
+                 "--epochs", "3", "--lr", "0.1", *SMALL, "--epoch-params", "--out", str(out)]) == 0
     histories = read_sweep(out)
-    oracles = [reference.train(SMALL_DATA, lambd=lambd, lr=0.1, max_epochs=3)
+    oracles = [reference.train(SMALL_DATA, lambd=lambd, lr=0.1, max_epochs=3, epoch_params=True)
                for lambd in (3.0, 0.0, 0.5)]
     for history, oracle in zip(histories, oracles, strict=True):
         assert history.config["lambd"] == oracle.config["lambd"]
@@ -170,14 +170,14 @@ def test_run_with_an_optimizer_matches_the_other_framework(tmp_path, capsys, bac
     other = pytest.importorskip({"torch": "wd_jax", "jax": "wd_torch"}[backend])
     out = tmp_path / "run.json"
     assert main(["run", "--backend", backend, "--lambd", "3", "--epochs", "3", *SMALL, *argv,
-                 "--out", str(out)]) == 0
+                 "--epoch-params", "--out", str(out)]) == 0
     history = History.from_json(out)
     spec = OptimizerSpec(**expected)
     assert history.config["optimizer"] == spec.to_config()
     assert spec.label() in capsys.readouterr().out
     # The other framework in float64 (each is proven against torch.optim in parity_tests).
     oracle = other.train(SMALL_DATA, method="concise", lambd=3.0, lr=0.01, max_epochs=3,
-                         dtype="float64", optimizer=spec)
+                         dtype="float64", optimizer=spec, epoch_params=True)
     kind = "float32_adam" if spec.family == "adamw" else "float32"
     assert_close(history.epoch_w, oracle.epoch_w, kind)
     assert_close(history.train_loss, oracle.train_loss, kind)
@@ -414,7 +414,7 @@ def test_a_bug_is_not_bad_input_it_exits_1_with_its_traceback(exception):
     """An exception that is not the project's input error (here a deliberately broken
     internal function) is a bug: the traceback reaches stderr and the status is 1."""
     code = ("import wd_core.data, weight_decay.cli\n"
-            "def broken(self, max_epochs):\n"
+            "def broken(self, *args):\n"
             f"    raise {exception}('internal failure')\n"
             "wd_core.data.SyntheticData.batch_schedule = broken\n"
             "raise SystemExit(weight_decay.cli.main(['run', '--backend', 'torch']))")
@@ -425,7 +425,7 @@ def test_a_bug_is_not_bad_input_it_exits_1_with_its_traceback(exception):
 
 
 def test_a_bug_propagates_from_main_in_process(monkeypatch):
-    def broken(self, max_epochs):
+    def broken(self, *args):
         raise TypeError("internal failure")
 
     monkeypatch.setattr(SyntheticData, "batch_schedule", broken)

@@ -145,3 +145,36 @@ def test_init_params_checks_its_seed_like_the_data(seed):
         init_params(3, seed=seed)
     with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         SyntheticData(num_train=4, num_val=2, num_inputs=3, batch_size=2, seed=seed)
+
+
+def test_a_schedule_window_is_the_same_epochs_of_the_whole_schedule():
+    d = SyntheticData(num_train=22, batch_size=5, num_inputs=3, seed=4)
+    full, last = SyntheticData(num_train=22, batch_size=5, num_inputs=3, seed=4).batch_schedule(9)
+    part_full, part_last = d.batch_schedule(4, first_epoch=3)
+    np.testing.assert_array_equal(part_full, full[3:7])
+    np.testing.assert_array_equal(part_last, last[3:7])
+    for i in range(4):
+        np.testing.assert_array_equal(np.concatenate([*part_full[i], part_last[i]]),
+                                      d.epoch_permutation(3 + i))
+
+
+def test_schedules_are_cached_read_only_and_bounded(monkeypatch):
+    import wd_core.data
+
+    d = SyntheticData(num_train=20, batch_size=5, num_inputs=2)
+    first = d.batch_schedule(6)
+    assert d.batch_schedule(6) is first  # computed once
+    assert not first[0].flags.writeable and not first[1].flags.writeable
+    with pytest.raises(ValueError):
+        first[0][0, 0, 0] = 1
+    monkeypatch.setattr(wd_core.data, "SCHEDULE_CACHE_BYTES", 20 * 8 * 10)
+    d.batch_schedule(10, first_epoch=100)  # fills the budget: older entries are dropped
+    assert d.batch_schedule(6) is not first
+    np.testing.assert_array_equal(d.batch_schedule(6)[0], first[0])
+
+
+def test_the_sizes_and_seed_cannot_be_set_again():
+    d = SyntheticData(num_train=4, batch_size=2, num_inputs=2)
+    for name in ("seed", "num_train", "batch_size", "num_inputs", "num_val"):
+        with pytest.raises(AttributeError, match="immutable"):
+            setattr(d, name, 5)

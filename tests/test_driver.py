@@ -75,3 +75,29 @@ def test_chunk_size_follows_the_work_per_epoch():
     # but 20 batches' work (20 * 1024 * d) needs 7 epochs of (3 * 1024 + 16) * d.
     wide = SyntheticData(num_train=1024, num_val=16, num_inputs=65536, batch_size=1024)
     assert chunk_epochs(wide, 100) == 7 and chunk_epochs(wide, 4) == 4
+
+
+def test_without_epoch_params_only_each_lanes_final_parameters_are_kept():
+    # Parameters of lane l after epoch e are 10 * e + l; lane 0 diverges at epoch 2, lane 1
+    # never; the losses are kept for every epoch either way.
+    losses = np.ones((7, 2))
+    losses[2, 0] = np.nan
+
+    def run_epochs(state, first, count):
+        epochs = np.arange(first, first + count)
+        params = (10 * epochs[:, None] + np.arange(2))[:, :, None]  # (count, 2, 1)
+        rows = losses[first:first + count]
+        return state, (params, rows, rows)
+
+    kept, train, _ = drive(run_epochs, None, max_epochs=7, chunk=3)
+    assert kept.shape == (7, 2, 1) and train.shape == (7, 2)
+    final, train, _ = drive(run_epochs, None, max_epochs=7, chunk=3, epoch_params=False)
+    assert final.shape == (1, 2, 1) and train.shape == (7, 2)
+    assert final[0, :, 0].tolist() == [20, 61]  # lane 0 at its diverged epoch 2, lane 1 at 6
+
+
+def test_a_single_run_without_epoch_params_keeps_its_last_parameters():
+    calls = []
+    epochs, train, _ = drive(scripted(np.ones(10), calls), 0, max_epochs=10, chunk=4,
+                             epoch_params=False)
+    assert epochs.shape == (1,) and epochs[0] == 9 and train.shape == (10,)

@@ -13,7 +13,7 @@ from wd_core import History, SyntheticData, reference
 
 def test_json_round_trip_keeps_float64_exactly(tmp_path):
     data = SyntheticData(num_train=10, num_val=5, num_inputs=6, batch_size=3, seed=2)
-    history = reference.train(data, lambd=3.0, lr=0.01, max_epochs=4)
+    history = reference.train(data, lambd=3.0, lr=0.01, max_epochs=4, epoch_params=True)
     path = history.to_json(tmp_path / "run.json")
     again = History.from_json(path)
     for field in ("w", "b", "train_loss", "val_loss", "epoch_w", "epoch_b"):
@@ -28,7 +28,7 @@ def test_json_round_trip_keeps_float64_exactly(tmp_path):
 
 def test_nan_and_inf_are_written_as_null_and_the_history_says_why(tmp_path):
     data = SyntheticData()
-    history = reference.train(data, lambd=0.0, lr=10.0, max_epochs=30)
+    history = reference.train(data, lambd=0.0, lr=10.0, max_epochs=30, epoch_params=True)
     assert history.diverged
     text = history.to_json(tmp_path / "diverged.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
@@ -56,14 +56,14 @@ def test_reading_something_else_is_a_clear_error(tmp_path, content, message):
 
 def test_write_into_missing_folder_names_it(tmp_path):
     history = reference.train(SyntheticData(num_train=4, num_inputs=2, batch_size=2),
-                              lambd=1.0, lr=0.1, max_epochs=1)
+                              lambd=1.0, lr=0.1, max_epochs=1, epoch_params=True)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         history.to_json(tmp_path / "missing" / "run.json")
 
 
 def test_interrupted_write_leaves_the_previous_file(tmp_path, monkeypatch):
     history = reference.train(SyntheticData(num_train=4, num_inputs=2, batch_size=2),
-                              lambd=1.0, lr=0.1, max_epochs=1)
+                              lambd=1.0, lr=0.1, max_epochs=1, epoch_params=True)
     path = tmp_path / "run.json"
     path.write_text("previous")
 

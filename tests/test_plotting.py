@@ -43,12 +43,13 @@ def half_mse(w, b, X, y):
 
 @pytest.fixture(scope="module")
 def sweep():
-    return [reference.train(DATA, lambd=lambd, lr=0.02, max_epochs=6)
+    return [reference.train(DATA, lambd=lambd, lr=0.02, max_epochs=6, epoch_params=True)
             for lambd in (3.0, 0.0, 0.1, 1.0)]  # unsorted on purpose
 
 
 def test_loss_curves_plot_every_history_on_a_log_axis():
-    histories = [reference.train(DATA, lambd=lambd, lr=0.02, max_epochs=5) for lambd in (0, 3)]
+    histories = [reference.train(DATA, lambd=lambd, lr=0.02, max_epochs=5,
+                                 epoch_params=True) for lambd in (0, 3)]
     fig = loss_curves(histories)
     (ax,) = fig.axes
     assert ax.get_yscale() == "log"
@@ -102,7 +103,7 @@ def test_ridge_is_where_long_training_ends():
     """The legend's claim: for lambda > 0, training for ever reaches the ridge solution
     (full-batch gradient descent here, so that there is no minibatch noise)."""
     data = SyntheticData(num_train=12, num_val=30, num_inputs=40, batch_size=12, seed=1)
-    history = reference.train(data, lambd=1.0, lr=0.2, max_epochs=400)
+    history = reference.train(data, lambd=1.0, lr=0.2, max_epochs=400, epoch_params=True)
     w, b = augmented_ridge(data.X_train, data.y_train, 1.0)
     np.testing.assert_allclose(history.w, w, rtol=1e-9, atol=1e-12)
     fig = regularization_path([[history]])
@@ -116,14 +117,15 @@ def test_without_lambda_zero_the_axis_is_log(sweep):
 
 
 def test_two_sweeps_are_overlaid_and_different_data_is_refused(sweep):
-    other = [reference.train(DATA, lambd=lambd, lr=0.02, max_epochs=3) for lambd in (0.0, 1.0)]
+    other = [reference.train(DATA, lambd=lambd, lr=0.02, max_epochs=3,
+                             epoch_params=True) for lambd in (0.0, 1.0)]
     for h in other:
         h.config["backend"] = "other"
     fig = regularization_path([sweep, other])
     assert sum(k.startswith("trained:") for k in lines_by_gid(fig)) == 2
     elsewhere = reference.train(SyntheticData(num_train=12, num_val=30, num_inputs=40,
                                               batch_size=4, seed=2), lambd=1.0, lr=0.02,
-                                max_epochs=3)
+                                max_epochs=3, epoch_params=True)
     with pytest.raises(ValueError, match="different data"):
         regularization_path([sweep, [elsewhere]])
 
@@ -131,7 +133,7 @@ def test_two_sweeps_are_overlaid_and_different_data_is_refused(sweep):
 def test_save_figure_writes_a_png_of_the_figure_size(tmp_path):
     from matplotlib.image import imread
 
-    fig = loss_curves([reference.train(DATA, lambd=1.0, lr=0.02, max_epochs=3)])
+    fig = loss_curves([reference.train(DATA, lambd=1.0, lr=0.02, max_epochs=3, epoch_params=True)])
     path = save_figure(fig, tmp_path / "curves.png", dpi=50)
     image = imread(path)
     assert image.shape[:2] == (round(4.2 * 50), round(6.4 * 50))
@@ -144,4 +146,4 @@ def test_save_figure_writes_a_png_of_the_figure_size(tmp_path):
 def test_missing_matplotlib_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'weight-decay\[plot\]'"):
-        loss_curves([reference.train(DATA, lambd=1.0, lr=0.02, max_epochs=1)])
+        loss_curves([reference.train(DATA, lambd=1.0, lr=0.02, max_epochs=1, epoch_params=True)])

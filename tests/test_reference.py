@@ -87,7 +87,7 @@ def test_ridge_gradient_vanishes():
 
 def test_train_follows_epoch_batches_with_sgd_step():
     data = SyntheticData(num_train=7, num_val=3, num_inputs=4, batch_size=3, seed=5)
-    history = reference.train(data, lambd=0.5, lr=0.1, max_epochs=2)
+    history = reference.train(data, lambd=0.5, lr=0.1, max_epochs=2, epoch_params=True)
     w, b = init_params(4, seed=5)
     for epoch in range(2):
         for rows in data.epoch_batches(epoch):

@@ -22,7 +22,8 @@ SMALL = SyntheticData(num_train=6, num_val=4, num_inputs=5, batch_size=3, seed=3
 
 
 def reference_sweep(lambdas, lr=0.1, max_epochs=3):
-    return [reference.train(SMALL, lambd=lambd, lr=lr, max_epochs=max_epochs) for lambd in lambdas]
+    return [reference.train(SMALL, lambd=lambd, lr=lr, max_epochs=max_epochs,
+                            epoch_params=True) for lambd in lambdas]
 
 
 def test_check_lambdas_returns_float64_in_order():

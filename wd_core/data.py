@@ -6,6 +6,8 @@ independent numpy streams named by ``(seed, stream)``, so neither backend draws 
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from wd_core.errors import InputError
@@ -15,6 +17,11 @@ from wd_core.validation import NONNEGATIVE_INT, POSITIVE_INT, check_number, chec
 STREAM_DATA = 0
 STREAM_INIT = 1
 STREAM_BATCHES = 2
+
+#: The batch schedules a SyntheticData keeps for later runs, in bytes (least recently used
+#: dropped first): a repeated run with the same epochs costs nothing to schedule, and a long
+#: run, asked for in chunks, keeps no more than this.
+SCHEDULE_CACHE_BYTES = 32 * 2**20
 
 TRUE_BIAS = 0.05
 TRUE_WEIGHT = 0.01
@@ -38,6 +45,9 @@ class SyntheticData:
         X_train, y_train: (num_train, d), (num_train, 1) float64.
         X_val, y_val: (num_val, d), (num_val, 1) float64.
         true_w, true_b: (d, 1) and (1,) float64, the generating parameters.
+
+    Its sizes and seed cannot be set again (make a new SyntheticData instead), so the batch
+    schedules it caches, which depend on nothing else, cannot go stale.
     """
 
     def __init__(self, num_train=20, num_val=100, num_inputs=200, batch_size=5, seed=0):
@@ -60,6 +70,14 @@ class SyntheticData:
         y = X @ self.true_w + self.true_b + noise
         self.X_train, self.X_val = X[: self.num_train], X[self.num_train :]
         self.y_train, self.y_val = y[: self.num_train], y[self.num_train :]
+        self._schedules = OrderedDict()
+        self._frozen = True
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"SyntheticData is immutable; make a new one instead of "
+                                 f"setting {name!r}")
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return (
@@ -91,17 +109,36 @@ class SyntheticData:
         order = self.epoch_permutation(epoch)
         return [order[i : i + self.batch_size] for i in range(0, self.num_train, self.batch_size)]
 
-    def batch_schedule(self, max_epochs: int) -> tuple[np.ndarray, np.ndarray]:
-        """All batch indices of a run as two rectangular int64 arrays (for compiled loops).
+    def batch_schedule(self, max_epochs: int, first_epoch: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """The batch indices of epochs ``first_epoch .. first_epoch + max_epochs - 1`` as two
+        rectangular, read-only int64 arrays (for compiled loops).
 
         Returns ``(full, last)``: ``full`` of shape (max_epochs, num_train // batch_size,
         batch_size) holds the full batches of every epoch in step order; ``last`` of shape
         (max_epochs, num_train % batch_size) the ragged last batch of every epoch (zero
-        columns when ``batch_size`` divides ``num_train``). Epoch ``e`` is ``full[e]`` then
-        ``last[e]``, exactly :meth:`epoch_batches` ``(e)``.
+        columns when ``batch_size`` divides ``num_train``). Epoch ``first_epoch + i`` is
+        ``full[i]`` then ``last[i]``, exactly :meth:`epoch_batches`.
+
+        A schedule once made is kept (up to :data:`SCHEDULE_CACHE_BYTES` in all, least
+        recently used dropped) and returned again: the data are immutable, so it cannot go
+        stale. A training run asks for its schedule one chunk of epochs at a time, so its
+        memory does not grow with the number of epochs.
         """
-        max_epochs = check_number("max_epochs", max_epochs, POSITIVE_INT)
-        orders = np.stack([self._permutation(e) for e in range(max_epochs)])
+        key = (check_number("first_epoch", first_epoch, NONNEGATIVE_INT),
+               check_number("max_epochs", max_epochs, POSITIVE_INT))
+        cache = self._schedules
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        first, count = key
+        orders = np.stack([self._permutation(e) for e in range(first, first + count)])
         n_full = (self.num_train // self.batch_size) * self.batch_size
-        full = orders[:, :n_full].reshape(max_epochs, -1, self.batch_size)
-        return full, orders[:, n_full:]
+        schedule = (orders[:, :n_full].reshape(count, -1, self.batch_size), orders[:, n_full:])
+        for array in schedule:
+            array.flags.writeable = False
+        if orders.nbytes <= SCHEDULE_CACHE_BYTES:
+            cache[key] = schedule
+            while sum(s[0].nbytes + s[1].nbytes for s in cache.values()) > SCHEDULE_CACHE_BYTES:
+                cache.popitem(last=False)
+        return schedule

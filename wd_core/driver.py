@@ -49,16 +49,23 @@ def chunk_epochs(data, max_epochs: int, lanes: int = 1) -> int:
     return max(1, min(max_epochs, max(CHUNK_WORK // per_epoch, at_least)))
 
 
-def drive(run_epochs, state, *, max_epochs: int, chunk: int, progress=None) -> list:
+def drive(run_epochs, state, *, max_epochs: int, chunk: int, progress=None,
+          epoch_params: bool = True) -> list:
     """Run ``max_epochs`` epochs in chunks of ``chunk`` through ``run_epochs`` (see the
-    module docstring); return the per-epoch outputs as numpy arrays, epochs first.
+    module docstring); return its outputs as numpy arrays, epochs first.
 
     After each chunk ``progress(epoch)`` (if given) is called for each of its epochs in order.
     The run stops after the first epoch in which every lane has diverged (a loss that is NaN
     or infinite, in that epoch or earlier); the outputs then end with that epoch, which is
     reported to ``progress`` too, and no later epoch is.
+
+    The losses are kept for every epoch. The other outputs (the parameters) are kept for
+    every epoch with ``epoch_params``; without it only each lane's final ones are, with a
+    leading axis of 1: those after the lane's first diverged epoch, or after the last epoch
+    run. Then memory does not grow with the number of epochs times the parameters' size.
     """
-    pieces = []
+    params, losses = [], []  # per chunk
+    final = None  # without epoch_params: each lane's final parameters, (L, -1) per output
     diverged = None  # per lane: has a loss been NaN or infinite yet?
     first = 0
     while first < max_epochs:
@@ -66,20 +73,42 @@ def drive(run_epochs, state, *, max_epochs: int, chunk: int, progress=None) -> l
         state, outputs = run_epochs(state, first, count)
         outputs = [np.asarray(a) for a in outputs]
         train_loss, val_loss = outputs[-2], outputs[-1]
+        lane_shape = train_loss.shape[1:]
         bad = ~(np.isfinite(train_loss) & np.isfinite(val_loss)).reshape(count, -1)
-        if diverged is not None:
-            bad[0] |= diverged
-        bad = np.logical_or.accumulate(bad, axis=0)
+        earlier = np.zeros(bad.shape[1], bool) if diverged is None else diverged
+        bad = np.logical_or.accumulate(bad | earlier, axis=0)
         diverged = bad[-1]
         stopped = np.flatnonzero(bad.all(axis=1))
         finished = int(stopped[0]) + 1 if stopped.size else count
-        pieces.append([a[:finished] for a in outputs])
+        losses.append([train_loss[:finished], val_loss[:finished]])
+        if epoch_params:
+            params.append([a[:finished] for a in outputs[:-2]])
+        else:
+            ends = np.where(bad[:finished].any(axis=0), bad[:finished].argmax(axis=0),
+                            finished - 1)
+            lanes = np.arange(bad.shape[1])
+            picked = [a.reshape(count, bad.shape[1], -1)[ends, lanes] for a in outputs[:-2]]
+            if final is None:
+                final = picked
+            else:
+                final = [np.where(earlier[:, None], old, new)
+                         for old, new in zip(final, picked, strict=True)]
+            shapes = [(1, *lane_shape, *a.shape[1 + len(lane_shape):]) for a in outputs[:-2]]
         if progress is not None:
             for epoch in range(first, first + finished):
                 progress(epoch)
         if stopped.size:
             break
         first += count
+    if epoch_params:
+        params = _joined(params)
+    else:
+        params = [f.reshape(shape) for f, shape in zip(final, shapes, strict=True)]
+    return params + _joined(losses)
+
+
+def _joined(pieces) -> list:
+    """Per-chunk lists of arrays joined along the epochs, one array per position."""
     if len(pieces) == 1:
         return pieces[0]
     return [np.concatenate(arrays) for arrays in zip(*pieces, strict=True)]

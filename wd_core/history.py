@@ -14,7 +14,8 @@ from wd_core.errors import InputError, MissingPathError, PathError
 
 FORMAT = "weight-decay/history"
 FORMAT_VERSION = 1
-_ARRAYS = ("w", "b", "train_loss", "val_loss", "epoch_w", "epoch_b")
+_ARRAYS = ("w", "b", "train_loss", "val_loss")
+_EPOCH_ARRAYS = ("epoch_w", "epoch_b")
 
 
 @dataclass(eq=False)
@@ -25,7 +26,9 @@ class History:
         w, b: final parameters, (d, 1) and (1,).
         train_loss, val_loss: (epochs_run,) data loss ``mean((Xw + b - y)**2) / 2`` (no
             penalty) on the whole training / validation set after each epoch.
-        epoch_w, epoch_b: (epochs_run, d, 1) and (epochs_run, 1), parameters after each epoch.
+        epoch_w, epoch_b: (epochs_run, d, 1) and (epochs_run, 1), parameters after each epoch,
+            or ``None`` when the run was not asked for them (``epoch_params=False``, the
+            default: they grow with epochs x d; the losses are always kept).
         config: backend, method, lambd, lr, max_epochs, dtype, device, seed, and the data sizes.
         diverged: True when a loss became NaN or infinite; training stopped after
             ``diverged_epoch`` (0-based), so ``epochs_run = diverged_epoch + 1``.
@@ -35,16 +38,17 @@ class History:
     b: np.ndarray
     train_loss: np.ndarray
     val_loss: np.ndarray
-    epoch_w: np.ndarray
-    epoch_b: np.ndarray
+    epoch_w: np.ndarray | None = None
+    epoch_b: np.ndarray | None = None
     config: dict = field(default_factory=dict)
     diverged: bool = False
     diverged_epoch: int | None = None
 
     def __post_init__(self):
-        for name in _ARRAYS:
+        for name in (*_ARRAYS, *_EPOCH_ARRAYS):
             # A copy: writable float64 arrays that own their data, whatever the backend gave.
-            setattr(self, name, np.array(getattr(self, name), dtype=np.float64))
+            if getattr(self, name) is not None:
+                setattr(self, name, np.array(getattr(self, name), dtype=np.float64))
 
     @property
     def l2_penalty(self) -> float:
@@ -61,8 +65,9 @@ class History:
     def to_dict(self) -> dict:
         """A strict-JSON-ready dict; NaN and infinities become ``None``."""
         out = {"format": FORMAT, "version": FORMAT_VERSION, "config": dict(self.config)}
-        for name in _ARRAYS:
-            out[name] = _to_json_list(getattr(self, name))
+        for name in (*_ARRAYS, *_EPOCH_ARRAYS):
+            value = getattr(self, name)
+            out[name] = None if value is None else _to_json_list(value)
         out["l2_penalty"] = _to_json_float(self.l2_penalty)
         out["l2_norm"] = _to_json_float(self.l2_norm)
         out["diverged"] = bool(self.diverged)
@@ -82,6 +87,9 @@ class History:
         if missing:
             raise InputError(f"not a weight-decay History: missing {', '.join(missing)}")
         arrays = {name: _from_json_list(payload[name]) for name in _ARRAYS}
+        for name in _EPOCH_ARRAYS:  # absent or null: the run kept no per-epoch parameters
+            value = payload.get(name)
+            arrays[name] = None if value is None else _from_json_list(value)
         return cls(
             **arrays,
             config=dict(payload["config"]),

@@ -73,16 +73,17 @@ def _sgd_step(w, b, X, y, *, lr, lambd):
     return (1.0 - lr * lambd) * w - lr * gw, b - lr * gb
 
 
-def train(data, *, lambd, lr, max_epochs, init=None):
+def train(data, *, lambd, lr, max_epochs, init=None, epoch_params=False):
     """Minibatch SGD over ``data.epoch_batches(e)`` for ``max_epochs`` epochs, float64.
 
     ``init=None`` uses ``init_params(data.num_inputs, seed=data.seed)``. Returns a
     :class:`wd_core.History` whose losses are evaluated on the whole training and
-    validation sets after each epoch.
+    validation sets after each epoch; ``epoch_params`` keeps the parameters after each
+    epoch too (``History.epoch_w``, ``epoch_b``).
     """
     spec = prepare_run(
         data, method="scratch", lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
-        dtype="float64", device="cpu",
+        dtype="float64", device="cpu", epoch_params=epoch_params,
     )
     X, y, X_val, y_val = data.X_train, data.y_train, data.X_val, data.y_val
 
@@ -98,7 +99,8 @@ def train(data, *, lambd, lr, max_epochs, init=None):
 
     with np.errstate(over="ignore", invalid="ignore"):
         per_epoch = drive(run_epochs, (spec.w0, spec.b0), max_epochs=spec.max_epochs,
-                          chunk=chunk_epochs(data, spec.max_epochs))
+                          chunk=chunk_epochs(data, spec.max_epochs),
+                          epoch_params=spec.epoch_params)
     history = history_from_epochs(spec, "reference", *per_epoch)
     history.config["method"] = "reference"
     return history

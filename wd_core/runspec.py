@@ -38,6 +38,7 @@ class RunSpec:
     b0: np.ndarray
     dtype: str
     device: str
+    epoch_params: bool = False
 
     def config(self, backend: str) -> dict:
         """The History's ``config`` for ``backend``."""
@@ -59,7 +60,7 @@ class RunSpec:
 
 
 def prepare_run(data, *, method, lambd, lr, max_epochs, init, dtype, device,
-                progress=None) -> RunSpec:
+                progress=None, epoch_params=False) -> RunSpec:
     """Validate a run's arguments (:class:`~wd_core.errors.InputError` naming the bad value);
     ``progress`` must be None or callable. Everything below this boundary trusts the spec."""
     if progress is not None and not callable(progress):
@@ -72,15 +73,20 @@ def prepare_run(data, *, method, lambd, lr, max_epochs, init, dtype, device,
     max_epochs = check_number("max_epochs", max_epochs, POSITIVE_INT)
     check_choice("dtype", dtype, DTYPES)
     device = check_device_name(device)
+    if not isinstance(epoch_params, bool):
+        raise InputTypeError(f"epoch_params must be True or False, got {epoch_params!r}")
     w0, b0 = resolve_init(data.num_inputs, data.seed, init)
-    return RunSpec(data, method, lambd, lr, max_epochs, w0, b0, dtype, device)
+    return RunSpec(data, method, lambd, lr, max_epochs, w0, b0, dtype, device, epoch_params)
 
 
 def history_from_epochs(spec: RunSpec, backend: str, epoch_w, epoch_b, train_loss, val_loss):
-    """Package per-epoch results (max_epochs leading axis) as a :class:`History`.
+    """Package per-epoch results (epochs leading axis) as a :class:`History`.
 
     Args:
         epoch_w: (E, d, 1); epoch_b: (E, 1); train_loss, val_loss: (E,), any float dtype.
+            Without ``spec.epoch_params``, ``epoch_w`` and ``epoch_b`` hold only the final
+            parameters, (1, d, 1) and (1, 1) (:func:`wd_core.driver.drive`), and the History
+            keeps no per-epoch parameters.
 
     A run is diverged at the first epoch whose training or validation loss is NaN or
     infinite; the History then keeps the epochs up to and including that one.
@@ -91,13 +97,14 @@ def history_from_epochs(spec: RunSpec, backend: str, epoch_w, epoch_b, train_los
     epochs_run = int(bad[0]) + 1 if bad.size else len(train_loss)
     epoch_w = np.asarray(epoch_w, dtype=np.float64)[:epochs_run]
     epoch_b = np.asarray(epoch_b, dtype=np.float64)[:epochs_run]
+    kept = spec.epoch_params
     return History(
         w=epoch_w[-1],
         b=epoch_b[-1],
         train_loss=train_loss[:epochs_run],
         val_loss=val_loss[:epochs_run],
-        epoch_w=epoch_w,
-        epoch_b=epoch_b,
+        epoch_w=epoch_w if kept else None,
+        epoch_b=epoch_b if kept else None,
         config=spec.config(backend),
         diverged=bool(bad.size),
         diverged_epoch=int(bad[0]) if bad.size else None,

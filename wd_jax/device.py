@@ -66,10 +66,11 @@ def arrays_on_device(data, dtype: str, device) -> tuple:
                  for a in (data.X_train, data.y_train, data.X_val, data.y_val))
 
 
-def schedule_on_device(data, max_epochs: int, device) -> tuple:
-    """``SyntheticData.batch_schedule(max_epochs)`` (``full`` (E, S, B), ``last`` (E, r)) as
-    int32 row indices on ``device``."""
-    return tuple(to_device(a, np.int32, device) for a in data.batch_schedule(max_epochs))
+def schedule_on_device(data, num_epochs: int, device, first_epoch: int = 0) -> tuple:
+    """``SyntheticData.batch_schedule(num_epochs, first_epoch)`` (``full`` (E, S, B),
+    ``last`` (E, r)) as int32 row indices on ``device``."""
+    return tuple(to_device(a, np.int32, device)
+                 for a in data.batch_schedule(num_epochs, first_epoch))
 
 
 def block(tree):

@@ -172,7 +172,7 @@ class FusedRun:
                  block_rows="auto"):
         self.spec = spec = prepare_run(
             data, method="concise", lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
-            dtype=dtype, device=device,
+            dtype=dtype, device=device, epoch_params=True,
         )
         self.device = dev = jax_device(spec.device)
         itemsize = np.dtype(spec.dtype).itemsize

@@ -10,7 +10,6 @@ import collections
 import functools
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from wd_core.driver import chunk_epochs, drive
@@ -21,6 +20,7 @@ from wd_jax.device import (
     jax_device,
     jax_dtype,
     numerics,
+    schedule_on_device,
     to_device,
 )
 from wd_jax.models import MODELS, squared_loss
@@ -115,7 +115,6 @@ def run_compiled(spec, lambd, *, optimizer=None, lanes=False, progress=None):
     ``lambd`` (a number, or (L,) lambdas with ``lanes``) through :func:`wd_core.driver.drive`;
     return its per-epoch numpy outputs (epochs first)."""
     data, dev = spec.data, jax_device(spec.device)
-    full, last = data.batch_schedule(spec.max_epochs)
     static = {"method": spec.method, "optimizer": optimizer, "lanes": lanes}
     with numerics(spec.dtype):
         dtype = jax_dtype(spec.dtype)
@@ -125,19 +124,19 @@ def run_compiled(spec, lambd, *, optimizer=None, lanes=False, progress=None):
         carry = start_state(params, lambd, lr, **static)
 
     def run_epochs(carry, first, count):
-        epochs = slice(first, first + count)
         with numerics(spec.dtype):
-            schedule = (to_device(a[epochs], jnp.int32, dev) for a in (full, last))
+            schedule = schedule_on_device(data, count, dev, first)
             return run_chunk(carry, arrays, *schedule, lambd, lr, **static)
 
     lanes_count = int(lambd.shape[0]) if lanes else 1
     return drive(run_epochs, carry, max_epochs=spec.max_epochs, progress=progress,
-                 chunk=chunk_epochs(data, spec.max_epochs, lanes_count))
+                 chunk=chunk_epochs(data, spec.max_epochs, lanes_count),
+                 epoch_params=spec.epoch_params)
 
 
 def train(
     data, *, method, lambd, lr, max_epochs, init=None, dtype="float32", device=None,
-    progress=None, optimizer=None,
+    progress=None, optimizer=None, epoch_params=False,
 ):
     """Train the chapter's model with weight decay; return a :class:`wd_core.History`.
 
@@ -157,6 +156,8 @@ def train(
             :mod:`wd_jax.optim` (torch's SGD with momentum, SGDW, Adam, AdamW) with learning
             rate ``lr``; ``"concise"`` decays ``w`` only by ``lambd``. The History's
             ``config`` then has an ``"optimizer"`` entry (``OptimizerSpec.to_config()``).
+        epoch_params: keep the parameters after every epoch (``History.epoch_w``,
+            ``epoch_b``); by default only the final ones (memory that grows with epochs x d).
 
     Epochs run in chunks (:mod:`wd_core.driver`), each chunk compiled once per (method,
     shapes, dtype, chunk length); ``lambd`` and ``lr`` are traced, so a sweep over them does
@@ -165,7 +166,7 @@ def train(
     """
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
-        dtype=dtype, device=device, progress=progress,
+        dtype=dtype, device=device, progress=progress, epoch_params=epoch_params,
     )
     optimizer_spec = check_optimizer(optimizer)
     per_epoch = run_compiled(spec, spec.lambd, optimizer=optimizer_spec, progress=progress)

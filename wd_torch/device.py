@@ -54,18 +54,20 @@ def arrays_on_device(data, dtype: str, device: torch.device) -> tuple:
                  for a in (data.X_train, data.y_train, data.X_val, data.y_val))
 
 
-def schedule_on_device(data, max_epochs: int, device: torch.device) -> tuple:
-    """``SyntheticData.batch_schedule(max_epochs)`` (``full`` (E, S, B), ``last`` (E, r)) as
-    int64 row indices on ``device``."""
-    return tuple(to_tensor(a, torch.long, device) for a in data.batch_schedule(max_epochs))
+def schedule_on_device(data, num_epochs: int, device: torch.device,
+                       first_epoch: int = 0) -> tuple:
+    """``SyntheticData.batch_schedule(num_epochs, first_epoch)`` (``full`` (E, S, B),
+    ``last`` (E, r)) as int64 row indices on ``device``."""
+    return tuple(to_tensor(a, torch.long, device)
+                 for a in data.batch_schedule(num_epochs, first_epoch))
 
 
-def batches_of(full, last, epoch: int):
-    """The row-index batches of ``epoch`` in step order, from :func:`schedule_on_device`'s
-    ``full`` (E, S, B) and ``last`` (E, r) (the ragged batch only when it has rows)."""
-    yield from full[epoch]
-    if last.shape[1]:
-        yield last[epoch]
+def chunk_batches(data, first_epoch: int, num_epochs: int, device: torch.device):
+    """For each epoch of a chunk, the list of its row-index batches (int64 tensors on
+    ``device``) in step order: the chunk's schedule (:func:`schedule_on_device`), moved once."""
+    full, last = schedule_on_device(data, num_epochs, device, first_epoch)
+    for epoch in range(num_epochs):
+        yield [*full[epoch], last[epoch]] if last.shape[1] else list(full[epoch])
 
 
 def epochs_to_numpy(per_epoch) -> list:

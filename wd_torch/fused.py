@@ -135,7 +135,7 @@ class FusedRun:
                  block_rows="auto"):
         self.spec = spec = prepare_run(
             data, method="concise", lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
-            dtype=dtype, device=device,
+            dtype=dtype, device=device, epoch_params=True,
         )
         self.device = dev = torch_device(spec.device)
         tdtype = torch_dtype(spec.dtype)

@@ -34,9 +34,8 @@ from wd_core.driver import chunk_epochs, drive
 from wd_core.sweeps import histories_from_sweep, prepare_sweep
 from wd_torch.device import (
     arrays_on_device,
-    batches_of,
+    chunk_batches,
     epochs_to_numpy,
-    schedule_on_device,
     to_tensor,
     torch_device,
     torch_dtype,
@@ -49,7 +48,7 @@ def _column_losses(W, b, X, y) -> torch.Tensor:
 
 
 def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
-          dtype="float32", device=None, progress=None):
+          dtype="float32", device=None, progress=None, epoch_params=False):
     """Train one run per lambda, all at once; return a list of :class:`wd_core.History`.
 
     ``sweep(data, lambdas=ls, ...)[i]`` equals ``train(data, lambd=ls[i], ...)`` up to
@@ -58,14 +57,16 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     Args:
         data: a :class:`wd_core.SyntheticData`.
         lambdas: a non-empty sequence of finite numbers >= 0 (L of them).
-        method, lr, max_epochs, init, dtype, device: as in :func:`wd_torch.train`.
+        method, lr, max_epochs, init, dtype, device, epoch_params: as in
+            :func:`wd_torch.train`.
         progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch of
             the whole sweep, in the caller's thread.
 
     The sweep stops once every lambda's run has diverged.
     """
     spec = prepare_sweep(data, lambdas=lambdas, method=method, lr=lr, max_epochs=max_epochs,
-                         init=init, dtype=dtype, device=device, progress=progress)
+                         init=init, dtype=dtype, device=device, progress=progress,
+                         epoch_params=epoch_params)
     run = spec.run
     dev, tdtype = torch_device(run.device), torch_dtype(run.dtype)
 
@@ -74,7 +75,6 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
 
     count = len(spec.lambdas)
     X, y, X_val, y_val = arrays_on_device(data, run.dtype, dev)
-    full, last = schedule_on_device(data, run.max_epochs, dev)
     lambdas_row = on_device(spec.lambdas).reshape(1, count)
     W = torch.nn.Parameter(on_device(np.repeat(run.w0, count, axis=1)))  # (d, L)
     b = torch.nn.Parameter(on_device(np.repeat(run.b0.reshape(1, 1), count, axis=1)))  # (1, L)
@@ -82,8 +82,8 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
 
     def run_epochs(state, first, count):
         per_epoch = []
-        for epoch in range(first, first + count):
-            for rows in batches_of(full, last, epoch):
+        for batches in chunk_batches(data, first, count, dev):
+            for rows in batches:
                 # Summed over the runs: column l of the gradient is run l's own gradient.
                 loss = _column_losses(W, b, X[rows], y[rows]).sum()
                 if run.method == "scratch":
@@ -101,5 +101,6 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
         return state, epochs_to_numpy(per_epoch)
 
     per_epoch = drive(run_epochs, None, max_epochs=run.max_epochs, progress=progress,
-                      chunk=chunk_epochs(data, run.max_epochs, count))
+                      chunk=chunk_epochs(data, run.max_epochs, count),
+                      epoch_params=run.epoch_params)
     return histories_from_sweep(spec, "torch", *per_epoch)

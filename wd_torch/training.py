@@ -10,9 +10,8 @@ from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
 from wd_torch.device import (
     arrays_on_device,
-    batches_of,
+    chunk_batches,
     epochs_to_numpy,
-    schedule_on_device,
     torch_device,
 )
 from wd_torch.models import MODELS, squared_loss
@@ -20,7 +19,7 @@ from wd_torch.models import MODELS, squared_loss
 
 def train(
     data, *, method, lambd, lr, max_epochs, init=None, dtype="float32", device=None,
-    progress=None, optimizer=None,
+    progress=None, optimizer=None, epoch_params=False,
 ):
     """Train the chapter's model with weight decay; return a :class:`wd_core.History`.
 
@@ -39,6 +38,8 @@ def train(
             ``SGDW``, ``Adam``, ``AdamW``) with learning rate ``lr``; ``"concise"`` gives it
             ``weight_decay=lambd`` on the weight's group only. The History's ``config`` then
             has an ``"optimizer"`` entry (``OptimizerSpec.to_config()``).
+        epoch_params: keep the parameters after every epoch (``History.epoch_w``,
+            ``epoch_b``); by default only the final ones (memory that grows with epochs x d).
 
     The data are moved to the device once; per-epoch losses are data losses on the whole
     training and validation sets, computed in ``dtype`` on the device. A run whose loss
@@ -47,12 +48,11 @@ def train(
     """
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
-        dtype=dtype, device=device, progress=progress,
+        dtype=dtype, device=device, progress=progress, epoch_params=epoch_params,
     )
     optimizer_spec = check_optimizer(optimizer)
     dev = torch_device(spec.device)
     X, y, X_val, y_val = arrays_on_device(data, spec.dtype, dev)
-    full, last = schedule_on_device(data, spec.max_epochs, dev)
 
     model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr, dtype=spec.dtype,
                                 optimizer=optimizer_spec)
@@ -62,8 +62,8 @@ def train(
 
     def run_epochs(state, first, count):
         per_epoch = []
-        for epoch in range(first, first + count):
-            for rows in batches_of(full, last, epoch):
+        for batches in chunk_batches(data, first, count, dev):
+            for rows in batches:
                 loss = model.loss(model(X[rows]), y[rows])
                 optimizer.zero_grad()
                 loss.backward()
@@ -75,7 +75,7 @@ def train(
         return state, epochs_to_numpy(per_epoch)
 
     per_epoch = drive(run_epochs, None, max_epochs=spec.max_epochs, progress=progress,
-                      chunk=chunk_epochs(data, spec.max_epochs))
+                      chunk=chunk_epochs(data, spec.max_epochs), epoch_params=epoch_params)
     history = history_from_epochs(spec, "torch", *per_epoch)
     if optimizer_spec is not None:
         history.config["optimizer"] = optimizer_spec.to_config()

@@ -70,6 +70,9 @@ def add_training_options(parser: argparse.ArgumentParser, *, backend_required=Tr
     parser.add_argument("--epochs", type=positive_int, default=10, dest="max_epochs")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--epoch-params", action="store_true",
+                        help="keep w and b after every epoch in the result (epoch_w, epoch_b); "
+                             "by default only the final ones, as they grow with epochs x inputs")
     add_quiet_option(parser)
 
 
@@ -77,7 +80,7 @@ def training_options(args) -> dict:
     """The keyword arguments of ``train``/``sweep`` that :func:`add_training_options` sets
     (everything but the data, the lambdas, ``progress`` and the optimizer)."""
     return {"method": args.method, "lr": args.lr, "max_epochs": args.max_epochs,
-            "dtype": args.dtype, "device": args.device}
+            "dtype": args.dtype, "device": args.device, "epoch_params": args.epoch_params}
 
 
 def add_optimizer_options(parser: argparse.ArgumentParser) -> None:
