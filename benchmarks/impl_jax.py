@@ -8,9 +8,9 @@
   (one more dispatched operation per array and step).
 * ``train``: one whole ``wd_jax.train(method="concise")`` call (one compiled ``lax.scan`` over
   epochs, plus moving the data, per-epoch losses and the History).
-* ``fused``: ``wd_jax.fused.FusedRun.run()``, one compiled call of every step with analytic
-  gradients (block size chosen by ``auto_block_rows``: the single-read step for large batches
-  on the CPU); where it blocks, also ``fused-unblocked``, to show what blocking gains.
+* ``train-fused``: one whole ``wd_jax.train(implementation="fused")`` call, the public fast
+  path: every step with analytic gradients (block size chosen by ``auto_block_rows``: the
+  single-read step for large batches on the CPU), per-epoch losses and the History.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 from .implementation import (
     Implementation,
     Prepared,
-    fused_implementations,
     train_implementation,
 )
 
@@ -86,22 +85,6 @@ def _prepare_idiomatic(workload, data, dtype, device, gather_on_device):
                     final_w=lambda params: np.asarray(params["w"], dtype=np.float64))
 
 
-def _fused_preparer(block_rows):
-    def prepare(workload, data, dtype, device):
-        import jax
-        import numpy as np
-
-        from wd_jax.fused import FusedRun
-
-        fused = FusedRun(data, lambd=workload.lambd, lr=workload.lr, max_epochs=workload.epochs,
-                         dtype=dtype, device=device, block_rows=block_rows)
-        return Prepared(run=fused.run, sync=jax.block_until_ready,
-                        final_w=lambda out: np.asarray(out[0][-1], dtype=np.float64),
-                        block_rows=fused.block_rows)
-
-    return prepare
-
-
 def implementations(workload, device, dtype) -> list[Implementation]:
     found = [
         Implementation(FRAMEWORK, "idiomatic", "jitted optax step, host numpy batches",
@@ -110,4 +93,4 @@ def implementations(workload, device, dtype) -> list[Implementation]:
                        _idiomatic_preparer(True)),
         train_implementation(FRAMEWORK),
     ]
-    return found + fused_implementations(FRAMEWORK, workload, device, dtype, _fused_preparer)
+    return found + [train_implementation(FRAMEWORK, "fused")]

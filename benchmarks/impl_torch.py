@@ -5,9 +5,9 @@
   ``loss(model(X[rows]), y[rows])``, ``zero_grad``, ``backward``, ``step``. Data on the device.
 * ``train``: one whole ``wd_torch.train(method="concise")`` call (it is the idiomatic loop
   plus moving the data, per-epoch losses on the training and validation sets, the History).
-* ``fused``: ``wd_torch.fused.FusedRun.run()``, analytic in-place steps (block size chosen
-  by ``auto_block_rows``: the single-read step for large batches on the CPU); where it
-  blocks, also ``fused-unblocked``, to show what blocking gains.
+* ``train-fused``: one whole ``wd_torch.train(implementation="fused")`` call, the public
+  fast path: analytic in-place steps (block size chosen by ``auto_block_rows``: the
+  single-read step for large batches on the CPU), per-epoch losses and the History.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 from .implementation import (
     Implementation,
     Prepared,
-    fused_implementations,
     train_implementation,
 )
 
@@ -63,24 +62,10 @@ def _prepare_idiomatic(workload, data, dtype, device):
     return Prepared(run=run, sync=lambda _: synchronize(dev), final_w=final_w)
 
 
-def _fused_preparer(block_rows):
-    def prepare(workload, data, dtype, device):
-        from wd_torch.device import synchronize
-        from wd_torch.fused import FusedRun
-
-        fused = FusedRun(data, lambd=workload.lambd, lr=workload.lr, max_epochs=workload.epochs,
-                         dtype=dtype, device=device, block_rows=block_rows)
-        return Prepared(run=fused.run, sync=lambda _: synchronize(fused.device),
-                        final_w=lambda out: out[0][-1].double().cpu().numpy(),
-                        block_rows=fused.block_rows)
-
-    return prepare
-
-
 def implementations(workload, device, dtype) -> list[Implementation]:
     found = [
         Implementation(FRAMEWORK, "idiomatic", "autograd + torch.optim.SGD per step",
                        _prepare_idiomatic),
         train_implementation(FRAMEWORK),
     ]
-    return found + fused_implementations(FRAMEWORK, workload, device, dtype, _fused_preparer)
+    return found + [train_implementation(FRAMEWORK, "fused")]

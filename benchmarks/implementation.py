@@ -38,34 +38,26 @@ def no_sync(result):
     return result
 
 
-def train_implementation(framework: str) -> Implementation:
-    """The project's whole ``wd_<framework>.train(method="concise")`` call (moving the data,
-    per-epoch losses on both sets and the History included)."""
+def train_implementation(framework: str, implementation: str = "idiomatic") -> Implementation:
+    """The project's whole ``wd_<framework>.train(method="concise", implementation=...)``
+    call (moving the data, per-epoch losses on both sets and the History included): ``train``
+    (the framework's optimizer) or ``train-fused`` (the public fast path)."""
 
     def prepare(workload, data, dtype, device):
         backend = importlib.import_module(f"wd_{framework}")
 
         def run():
             return backend.train(data, method="concise", lambd=workload.lambd, lr=workload.lr,
-                                 max_epochs=workload.epochs, dtype=dtype, device=device)
+                                 max_epochs=workload.epochs, dtype=dtype, device=device,
+                                 implementation=implementation)
 
-        return Prepared(run=run, sync=no_sync, final_w=lambda history: history.w)
+        fused = importlib.import_module(f"wd_{framework}.fused")
+        platform = "cpu" if device == "cpu" else "gpu"
+        block_rows = fused.auto_block_rows(data.batch_size, data.num_inputs,
+                                           np.dtype(dtype).itemsize, platform)
+        return Prepared(run=run, sync=no_sync, final_w=lambda history: history.w,
+                        block_rows=block_rows if implementation == "fused" else None)
 
-    return Implementation(framework, "train", f"wd_{framework}.train() whole call", prepare)
-
-
-def fused_implementations(framework: str, workload, device: str, dtype: str,
-                          fused_preparer) -> list[Implementation]:
-    """``fused`` (``FusedRun`` with ``block_rows="auto"``) and, where that blocks (large CPU
-    batches), ``fused-unblocked`` beside it, to show what blocking gains.
-    ``fused_preparer(block_rows)`` returns a ``prepare``."""
-    fused = importlib.import_module(f"wd_{framework}.fused")
-    found = [Implementation(framework, "fused", f"wd_{framework}.fused.FusedRun.run()",
-                            fused_preparer("auto"))]
-    platform = "cpu" if device == "cpu" else "gpu"
-    itemsize = np.dtype(dtype).itemsize
-    if fused.auto_block_rows(workload.batch_size, workload.num_inputs, itemsize,
-                             platform) is not None:
-        found.append(Implementation(framework, "fused-unblocked",
-                                    "FusedRun(block_rows=None).run()", fused_preparer(None)))
-    return found
+    name = "train" if implementation == "idiomatic" else f"train-{implementation}"
+    what = f"wd_{framework}.train(implementation={implementation!r}) whole call"
+    return Implementation(framework, name, what, prepare)

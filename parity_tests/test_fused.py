@@ -77,42 +77,61 @@ def test_step_on_framework_arrays_updates_and_returns_w_b(backend):
         assert_close(np.asarray(actual), want, "float64")
 
 
-@pytest.mark.parametrize("block_rows", [None, 2])
-def test_train_fast_float64_matches_reference(backend, block_rows):
+@pytest.fixture(params=[None, 1], ids=["whole-batch", "blocks-of-1-row"])
+def block_rows(request, backend, monkeypatch):
+    """The row blocks ``train(implementation="fused")`` chooses: the whole batch, or (every
+    batch blocked, blocks of 1 byte: at least one row each) the single-read step row by row."""
+    if request.param is not None:
+        import wd_core.blocking
+
+        monkeypatch.setattr(wd_core.blocking, "UNBLOCKED_BYTES", 0)
+        monkeypatch.setattr(fused_of(backend), "BLOCK_BYTES", 1)
+        assert fused_of(backend).auto_block_rows(5, 11, 8) == 1
+    return request.param
+
+
+@pytest.mark.parametrize("entry", ["train", "sweep"])
+@pytest.mark.parametrize("method", ["scratch", "concise"])
+def test_fused_float64_matches_reference(backend, block_rows, entry, method):
     data = SyntheticData(num_train=23, num_val=7, num_inputs=11, batch_size=5, seed=3)
-    oracle = reference.train(data, lambd=3.0, lr=0.01, max_epochs=4, epoch_params=True)
-    history = fused_of(backend).train_fast(data, lambd=3.0, lr=0.01, max_epochs=4,
-                                           dtype="float64", block_rows=block_rows)
-    assert history.config["method"] == "fused"
-    assert history.config["block_rows"] == block_rows
-    for name in ("w", "b", "train_loss", "val_loss", "epoch_w"):
-        assert_close(getattr(history, name), getattr(oracle, name), "float64", err_msg=name)
+    kwargs = {"method": method, "lr": 0.01, "max_epochs": 4, "dtype": "float64",
+              "epoch_params": True, "implementation": "fused"}
+    if entry == "train":
+        histories = [backend.train(data, lambd=3.0, **kwargs)]
+    else:
+        histories = backend.sweep(data, lambdas=[3.0, 0.0], **kwargs)
+    for history, lambd in zip(histories, (3.0, 0.0), strict=False):
+        oracle = reference.train(data, lambd=lambd, lr=0.01, max_epochs=4, epoch_params=True)
+        assert history.config["implementation"] == "fused"
+        for name in ("w", "b", "train_loss", "val_loss", "epoch_w", "epoch_b"):
+            assert_close(getattr(history, name), getattr(oracle, name), "float64", err_msg=name)
 
 
-@pytest.mark.parametrize("block_rows", [None, 2])
-def test_train_fast_float32_matches_train(backend, chapter_data, block_rows):
-    expected = backend.train(chapter_data, method="concise", lambd=3.0, lr=0.01, max_epochs=10,
-                             epoch_params=True)
-    history = fused_of(backend).train_fast(chapter_data, lambd=3.0, lr=0.01, max_epochs=10,
-                                           block_rows=block_rows)
+def test_fused_float32_matches_the_idiomatic_run(backend, chapter_data, block_rows):
+    kwargs = {"method": "concise", "lambd": 3.0, "lr": 0.01, "max_epochs": 10,
+              "epoch_params": True}
+    expected = backend.train(chapter_data, **kwargs)
+    history = backend.train(chapter_data, implementation="fused", **kwargs)
+    assert expected.config["implementation"] == "idiomatic"
     assert_computed_in("float32", history.epoch_w, history.epoch_b, history.train_loss)
-    for name in ("w", "b", "train_loss", "val_loss"):
+    for name in ("w", "b", "train_loss", "val_loss", "epoch_w"):
         assert_close(getattr(history, name), getattr(expected, name), "float32", err_msg=name)
 
 
-def test_fused_run_restarts_from_the_initial_parameters(backend):
-    data = SyntheticData(num_train=12, num_val=3, num_inputs=6, batch_size=4, seed=5)
-    run = fused_of(backend).FusedRun(data, lambd=1.0, lr=0.1, max_epochs=3, block_rows=None)
-    first = [_host_copy(a) for a in run.run()]
-    second = [_host_copy(a) for a in run.run()]
-    for a, b in zip(first, second, strict=True):
-        np.testing.assert_array_equal(a, b)
+@pytest.mark.parametrize("optimizer", [{"family": "sgd", "momentum": 0.9}, {"family": "adamw"},
+                                       {"family": "sgdw"}])
+def test_fused_refuses_what_it_does_not_compute(backend, optimizer):
+    from wd_core.optimizers import OptimizerSpec
 
-
-def _host_copy(array):
-    if hasattr(array, "detach"):  # torch: run() reuses its output tensors
-        return array.detach().cpu().numpy().copy()
-    return np.array(array)
+    data = SyntheticData(num_train=6, num_val=3, num_inputs=4, batch_size=3)
+    with pytest.raises(ValueError, match="implementation='fused' runs plain SGD"):
+        backend.train(data, method="concise", lambd=1.0, lr=0.1, max_epochs=1,
+                      implementation="fused", optimizer=OptimizerSpec(**optimizer))
+    with pytest.raises(ValueError, match="unknown implementation 'fast'"):
+        backend.sweep(data, lambdas=[1.0], implementation="fast")
+    plain = backend.train(data, method="concise", lambd=1.0, lr=0.1, max_epochs=2,
+                          implementation="fused", optimizer=OptimizerSpec("sgd"))
+    assert plain.config["implementation"] == "fused"
 
 
 def test_auto_block_rows(backend):
@@ -136,8 +155,7 @@ def test_bad_block_rows_name_the_value(backend, block_rows, error):
 def test_fused_modules_mirror_each_other():
     torch_fused = pytest.importorskip("wd_torch.fused")
     jax_fused = pytest.importorskip("wd_jax.fused")
-    names = ("block_rows_for", "auto_block_rows", "fused_step", "fused_sgd_step", "FusedRun",
-             "train_fast")
+    names = ("block_rows_for", "auto_block_rows", "fused_step", "fused_sgd_step")
     for name in names:
         a, b = getattr(torch_fused, name), getattr(jax_fused, name)
         assert inspect.signature(a) == inspect.signature(b), name

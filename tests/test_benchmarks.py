@@ -64,16 +64,16 @@ def _row(framework, implementation, us_per_step, workload="chapter", pct=None):
 
 def test_targets_take_the_fastest_idiomatic_loop():
     rows = [_row("jax", "idiomatic", 20.0), _row("jax", "idiomatic-device", 500.0),
-            _row("jax", "fused", 0.5), _row("jax", "train", 10.0),
-            _row("torch", "idiomatic", 100.0), _row("torch", "fused", 25.0),
-            _row("torch", "fused", 1.0, "bandwidth", pct=85.0),
-            _row("jax", "fused", 1.0, "bandwidth", pct=40.0)]
+            _row("jax", "train-fused", 0.5), _row("jax", "train", 10.0),
+            _row("torch", "idiomatic", 100.0), _row("torch", "train-fused", 25.0),
+            _row("torch", "train-fused", 1.0, "bandwidth", pct=85.0),
+            _row("jax", "train-fused", 1.0, "bandwidth", pct=40.0)]
     cuda = {"measured": False, "reason": "no GPU"}
     found = {t["target"]: t for t in targets.evaluate(rows, ["cpu"], "float32", cuda)}
-    jax_fused = found["chapter: jax fused vs idiomatic"]
+    jax_fused = found["chapter: jax train-fused vs idiomatic"]
     assert jax_fused["measured"] == pytest.approx(40.0) and jax_fused["met"] is False
     assert found["chapter: jax train vs idiomatic"]["met"] is None  # reported only
-    assert found["chapter: torch fused vs idiomatic"]["met"] is False  # 4x < 5x
+    assert found["chapter: torch train-fused vs idiomatic"]["met"] is False  # 4x < 5x
     assert found["bandwidth: torch best implementation on cpu"]["met"] is True
     assert found["bandwidth: jax best implementation on cpu"]["met"] is False
     assert found["bandwidth: GPU"]["met"] is None and found["bandwidth: GPU"]["detail"] == "no GPU"
@@ -98,8 +98,8 @@ def test_every_framework_runs_the_same_steps_as_the_reference(monkeypatch):
     cuda = runner.cuda_report(options.frameworks)
     rows = runner.time_workload(TINY, "cpu", options, cuda, read_gbs=10.0)
     names = {(r["framework"], r["implementation"]) for r in rows}
-    assert {("torch", "idiomatic"), ("torch", "train"), ("torch", "fused"),
-            ("jax", "idiomatic"), ("jax", "train"), ("jax", "fused"),
+    assert {("torch", "idiomatic"), ("torch", "train"), ("torch", "train-fused"),
+            ("jax", "idiomatic"), ("jax", "train"), ("jax", "train-fused"),
             ("numpy", "reference")} <= names
     assert all(r["matches_reference"] for r in rows), [r for r in rows
                                                        if not r["matches_reference"]]

@@ -103,6 +103,7 @@ def train(data, *, lambd, lr, max_epochs, init=None, epoch_params=False):
                           epoch_params=spec.epoch_params)
     history = history_from_epochs(spec, "reference", *per_epoch)
     history.config["method"] = "reference"
+    del history.config["implementation"]
     return history
 
 

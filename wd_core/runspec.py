@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from wd_core.data import SyntheticData
-from wd_core.errors import InputTypeError
+from wd_core.errors import InputError, InputTypeError
 from wd_core.history import History
+from wd_core.optimizers import OptimizerSpec, check_optimizer
 from wd_core.params import resolve_init
 from wd_core.validation import (
     DTYPES,
@@ -23,6 +24,9 @@ from wd_core.validation import (
     check_number,
     check_step_arrays,
 )
+
+IMPLEMENTATIONS = ("idiomatic", "fused")
+PLAIN_SGD = OptimizerSpec("sgd")
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,14 @@ class RunSpec:
     dtype: str
     device: str
     epoch_params: bool = False
+    implementation: str = "idiomatic"
+    optimizer: OptimizerSpec | None = None
 
     def config(self, backend: str) -> dict:
-        """The History's ``config`` for ``backend``."""
+        """The History's ``config`` for ``backend`` (``"optimizer"`` only when one was
+        given)."""
         data = self.data
-        return {
+        config = {
             "backend": backend,
             "method": self.method,
             "lambd": self.lambd,
@@ -56,13 +63,23 @@ class RunSpec:
             "num_val": data.num_val,
             "num_inputs": data.num_inputs,
             "batch_size": data.batch_size,
+            "implementation": self.implementation,
         }
+        if self.optimizer is not None:
+            config["optimizer"] = self.optimizer.to_config()
+        return config
 
 
 def prepare_run(data, *, method, lambd, lr, max_epochs, init, dtype, device,
-                progress=None, epoch_params=False) -> RunSpec:
+                progress=None, epoch_params=False, implementation="idiomatic",
+                optimizer=None) -> RunSpec:
     """Validate a run's arguments (:class:`~wd_core.errors.InputError` naming the bad value);
-    ``progress`` must be None or callable. Everything below this boundary trusts the spec."""
+    ``progress`` must be None or callable. Everything below this boundary trusts the spec.
+
+    ``implementation``: ``"idiomatic"`` (the framework's optimizer: ``torch.optim``, optax)
+    or ``"fused"`` (the analytic step of ``wd_torch.fused``/``wd_jax.fused``), which runs
+    plain SGD only: ``optimizer`` None or ``OptimizerSpec("sgd")`` without momentum.
+    """
     if progress is not None and not callable(progress):
         raise InputTypeError(
             f"progress must be None or a callable progress(epoch), got {progress!r}")
@@ -75,8 +92,16 @@ def prepare_run(data, *, method, lambd, lr, max_epochs, init, dtype, device,
     device = check_device_name(device)
     if not isinstance(epoch_params, bool):
         raise InputTypeError(f"epoch_params must be True or False, got {epoch_params!r}")
+    check_choice("implementation", implementation, IMPLEMENTATIONS)
+    optimizer = check_optimizer(optimizer)
+    if implementation == "fused" and optimizer is not None and optimizer != PLAIN_SGD:
+        raise InputError(
+            f"implementation='fused' runs plain SGD with weight decay on w only; it does not "
+            f"run optimizer={optimizer.label()}; accepted: optimizer=None or "
+            f"OptimizerSpec('sgd'), or implementation='idiomatic'")
     w0, b0 = resolve_init(data.num_inputs, data.seed, init)
-    return RunSpec(data, method, lambd, lr, max_epochs, w0, b0, dtype, device, epoch_params)
+    return RunSpec(data, method, lambd, lr, max_epochs, w0, b0, dtype, device, epoch_params,
+                   implementation, optimizer)
 
 
 def history_from_epochs(spec: RunSpec, backend: str, epoch_w, epoch_b, train_loss, val_loss):

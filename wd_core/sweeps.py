@@ -88,11 +88,12 @@ class SweepSpec:
 
 
 def prepare_sweep(data, *, lambdas, method, lr, max_epochs, init, dtype, device,
-                  progress=None, epoch_params=False) -> SweepSpec:
+                  progress=None, epoch_params=False, implementation="idiomatic") -> SweepSpec:
     """Validate a sweep's arguments like :func:`wd_core.runspec.prepare_run`, plus lambdas."""
     lambdas = check_lambdas(lambdas)
     run = prepare_run(data, method=method, lambd=0.0, lr=lr, max_epochs=max_epochs, init=init,
-                      dtype=dtype, device=device, progress=progress, epoch_params=epoch_params)
+                      dtype=dtype, device=device, progress=progress, epoch_params=epoch_params,
+                      implementation=implementation)
     return SweepSpec(run, lambdas)
 
 

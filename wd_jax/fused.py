@@ -28,15 +28,8 @@ import numpy as np
 
 from wd_core import blocking
 from wd_core.blocking import check_block_rows
-from wd_core.runspec import history_from_epochs, prepare_run, prepare_step
-from wd_jax.device import (
-    arrays_on_device,
-    jax_device,
-    jax_dtype,
-    numerics,
-    schedule_on_device,
-    to_device,
-)
+from wd_core.runspec import prepare_step
+from wd_jax.device import jax_device, jax_dtype, numerics
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
 #: in the last-level cache between its two uses. 8 MiB was the fastest of 0.5-16 MiB for XLA's
@@ -51,8 +44,8 @@ def block_rows_for(batch_size: int, num_inputs: int, itemsize: int) -> int:
 
 
 def auto_block_rows(batch_size: int, num_inputs: int, itemsize: int, platform: str = "cpu"):
-    """The ``block_rows`` that :class:`FusedRun` uses when given ``"auto"``: the single-read
-    step on CPUs for batches over ``wd_core.blocking.UNBLOCKED_BYTES``, else None."""
+    """The ``block_rows`` that ``train(implementation="fused")`` uses: the single-read step
+    on CPUs for batches over ``wd_core.blocking.UNBLOCKED_BYTES``, else None."""
     return blocking.auto_block_rows(batch_size, num_inputs, itemsize, platform, BLOCK_BYTES)
 
 
@@ -128,94 +121,17 @@ def fused_sgd_step(w, b, X, y, *, lambd, lr, dtype="float32", device=None, block
         return np.asarray(w_new, dtype=np.float64), np.asarray(b_new, dtype=np.float64)
 
 
-@functools.partial(jax.jit, static_argnames=("block_rows",))
-def _fused_epochs(w, b, X, y, full, last, lambd, lr, *, block_rows):
-    """Every step of a run: a ``lax.scan`` over epochs of a ``lax.scan`` over batches.
+def fused_step_function(X, y, lambd, lr, block_rows):
+    """The fused step as a step of :func:`wd_jax.training.epoch_function`, to trace:
+    ``step((params, state), rows) -> ((params', state), None)`` on the batch ``rows`` of
+    ``X`` (n, d), ``y`` (n, 1), with ``params = {"w": (d, 1), "b": (1,)}``; ``block_rows``
+    (static) as in :func:`fused_step`."""
 
-    ``full`` (E, S, B) and ``last`` (E, r) are the batch rows (``SyntheticData.
-    batch_schedule``). Returns the parameters after each epoch, (E, d, 1) and (E, 1).
-    """
-
-    def step(params, rows):
-        w, b = params
+    def step(carry, rows):
+        params, state = carry
+        w, b = params["w"], params["b"]
         sums = _gradient_sums(w, b, X, y, rows, block_rows)
-        return _apply(w, b, sums, rows.shape[0], lambd, lr), None
+        w, b = _apply(w, b, sums, rows.shape[0], lambd, lr)
+        return ({"w": w, "b": b}, state), None
 
-    def epoch(params, batches):
-        full_batches, last_batch = batches
-        params, _ = jax.lax.scan(step, params, full_batches)
-        if last_batch.shape[0]:  # static: a ragged batch in every epoch or in none
-            params, _ = step(params, last_batch)
-        return params, params
-
-    _, (epoch_w, epoch_b) = jax.lax.scan(epoch, (w, b), (full, last))
-    return epoch_w, epoch_b
-
-
-@jax.jit
-def _losses(epoch_w, epoch_b, X, y):
-    """Data loss ``mean((X w_e + b_e - y)**2) / 2`` for every epoch e: (E,)."""
-    r = jnp.einsum("nd,edk->enk", X, epoch_w) + epoch_b[:, None, :] - y[None]
-    return jnp.mean(r * r, axis=(1, 2)) / 2
-
-
-class FusedRun:
-    """The steps of one training run on :func:`fused_step`, with the data on the device.
-
-    Validates like :func:`wd_jax.train`, puts the data, the batch order and the initial
-    parameters on the device once; :meth:`run` then executes all ``max_epochs`` epochs as
-    one compiled call (no per-epoch losses) and may be called again (it restarts from the
-    initial parameters). ``block_rows``: ``"auto"`` (:func:`auto_block_rows`), None or k.
-    """
-
-    def __init__(self, data, *, lambd, lr, max_epochs, init=None, dtype="float32", device=None,
-                 block_rows="auto"):
-        self.spec = spec = prepare_run(
-            data, method="concise", lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
-            dtype=dtype, device=device, epoch_params=True,
-        )
-        self.device = dev = jax_device(spec.device)
-        itemsize = np.dtype(spec.dtype).itemsize
-        if block_rows == "auto":
-            block_rows = auto_block_rows(data.batch_size, data.num_inputs, itemsize,
-                                         dev.platform)
-        self.block_rows = check_block_rows(block_rows)
-        with numerics(spec.dtype):
-            jdtype = jax_dtype(spec.dtype)
-            self._params = (to_device(spec.w0, jdtype, dev), to_device(spec.b0, jdtype, dev))
-            X, y, X_val, y_val = arrays_on_device(data, spec.dtype, dev)
-            self._data, self._val = (X, y), (X_val, y_val)
-            self._batches = schedule_on_device(data, spec.max_epochs, dev)
-            self._hyper = (to_device(spec.lambd, jdtype, dev), to_device(spec.lr, jdtype, dev))
-
-    def run(self):
-        """All steps from the initial parameters: ``(epoch_w (E, d, 1), epoch_b (E, 1))``.
-
-        Returns device arrays without waiting for them (``jax.block_until_ready`` does).
-        """
-        with numerics(self.spec.dtype):
-            return _fused_epochs(*self._params, *self._data, *self._batches, *self._hyper,
-                                 block_rows=self.block_rows)
-
-    def history(self, epoch_w, epoch_b):
-        """A :class:`wd_core.History` of :meth:`run`'s output, losses computed on the device."""
-        with numerics(self.spec.dtype):
-            train_loss = _losses(epoch_w, epoch_b, *self._data)
-            val_loss = _losses(epoch_w, epoch_b, *self._val)
-            arrays = [np.asarray(a) for a in jax.device_get(
-                (epoch_w, epoch_b, train_loss, val_loss))]
-        history = history_from_epochs(self.spec, "jax", *arrays)
-        history.config.update(method="fused", block_rows=self.block_rows)
-        return history
-
-
-def train_fast(data, *, lambd, lr, max_epochs, init=None, dtype="float32", device=None,
-               block_rows="auto"):
-    """:func:`wd_jax.train` of the concise method on :func:`fused_step`; a History.
-
-    The same steps in the same order as ``train(method="concise")``; ``config["method"]`` is
-    ``"fused"`` and ``config["block_rows"]`` the block size used.
-    """
-    fused = FusedRun(data, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init, dtype=dtype,
-                     device=device, block_rows=block_rows)
-    return fused.history(*fused.run())
+    return step

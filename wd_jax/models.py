@@ -38,6 +38,11 @@ def l2_penalty(w: jax.Array) -> jax.Array:
     return jnp.sum(w**2) / 2
 
 
+def forward(params: dict, X: jax.Array) -> jax.Array:
+    """``X w + b``: (n, 1), from ``params = {"w": (d, 1), "b": (1,)}`` and ``X`` (n, d)."""
+    return X @ params["w"] + params["b"]
+
+
 def squared_loss(y_hat: jax.Array, y: jax.Array) -> jax.Array:
     """``mean((y_hat - y)**2) / 2`` over the batch; ``y_hat``, ``y`` (n, 1)."""
     return jnp.mean((y_hat - y) ** 2) / 2
@@ -73,10 +78,7 @@ class _LinearRegression:
         """``(w, b)`` of shapes (d, 1), (1,)."""
         return params["w"], params["b"]
 
-    @staticmethod
-    def forward(params: dict, X: jax.Array) -> jax.Array:
-        """``X w + b``: (n, 1)."""
-        return X @ params["w"] + params["b"]
+    forward = staticmethod(forward)
 
 
 class WeightDecayScratch(_LinearRegression):

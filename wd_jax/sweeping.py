@@ -16,7 +16,8 @@ from wd_jax.training import run_compiled
 
 
 def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
-          dtype="float32", device=None, progress=None, epoch_params=False):
+          dtype="float32", device=None, progress=None, epoch_params=False,
+          implementation="idiomatic"):
     """Train one run per lambda, all at once; return a list of :class:`wd_core.History`.
 
     ``sweep(data, lambdas=ls, ...)[i]`` equals ``train(data, lambd=ls[i], ...)`` up to
@@ -25,8 +26,8 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     Args:
         data: a :class:`wd_core.SyntheticData`.
         lambdas: a non-empty sequence of finite numbers >= 0 (L of them).
-        method, lr, max_epochs, init, dtype, device, epoch_params: as in
-            :func:`wd_jax.train`.
+        method, lr, max_epochs, init, dtype, device, epoch_params, implementation: as in
+            :func:`wd_jax.train` (``"fused"``: the analytic step, ``vmap``-ed over lambda).
         progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch of
             the whole sweep, in the caller's thread.
 
@@ -35,6 +36,6 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     """
     spec = prepare_sweep(data, lambdas=lambdas, method=method, lr=lr, max_epochs=max_epochs,
                          init=init, dtype=dtype, device=device, progress=progress,
-                         epoch_params=epoch_params)
+                         epoch_params=epoch_params, implementation=implementation)
     per_epoch = run_compiled(spec.run, spec.lambdas, lanes=True, progress=progress)
     return histories_from_sweep(spec, "jax", *per_epoch)

@@ -10,10 +10,10 @@ import collections
 import functools
 
 import jax
+import numpy as np
 import optax
 
 from wd_core.driver import chunk_epochs, drive
-from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
 from wd_jax.device import (
     arrays_on_device,
@@ -23,24 +23,20 @@ from wd_jax.device import (
     schedule_on_device,
     to_device,
 )
-from wd_jax.models import MODELS, squared_loss
+from wd_jax.fused import auto_block_rows, fused_step_function
+from wd_jax.models import MODELS, forward, squared_loss
 
 #: How many times each method's chunk was traced (compiled); a repeated call with the same
 #: shapes, dtype and chunk length does not add to it.
 TRACE_COUNTS: collections.Counter = collections.Counter()
 
 
-def epoch_function(model, optimizer, X, y, X_val, y_val):
-    """The chapter's epoch for ``model`` (a :mod:`wd_jax.models` model) trained by
-    ``optimizer`` (an ``optax.GradientTransformation``, usually its ``configure_optimizers()``),
-    to trace.
-
-    Returns ``run_epoch(carry, full_batches, last_batch) -> (carry, outputs)`` where
-    ``carry = (params, opt_state)``, ``full_batches`` (S, B) and ``last_batch`` (r,) are row
-    indices into ``X`` (n, d) and ``y`` (n, 1), and ``outputs = (w (d, 1), b (1,),
-    train_loss, val_loss)`` after the epoch (data losses on ``X, y`` and ``X_val, y_val``).
-    One step is ``optax.apply_updates(params, optimizer.update(jax.grad(model.loss), ...))``.
-    """
+def optax_step(model, optimizer, X, y):
+    """One step of ``model`` (a :mod:`wd_jax.models` model) trained by ``optimizer`` (an
+    ``optax.GradientTransformation``, usually its ``configure_optimizers()``), to trace:
+    ``step((params, opt_state), rows) -> ((params, opt_state), None)`` on the batch ``rows``
+    of ``X`` (n, d), ``y`` (n, 1): ``optax.apply_updates(params, optimizer.update(
+    jax.grad(model.loss), ...))``."""
     loss_grad = jax.grad(model.loss)
 
     def step(carry, rows):
@@ -49,13 +45,25 @@ def epoch_function(model, optimizer, X, y, X_val, y_val):
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
+    return step
+
+
+def epoch_function(step, X, y, X_val, y_val):
+    """The chapter's epoch of ``step`` (:func:`optax_step` or
+    :func:`wd_jax.fused.fused_step_function`), to trace.
+
+    Returns ``run_epoch(carry, full_batches, last_batch) -> (carry, outputs)`` where
+    ``carry = (params, state)``, ``full_batches`` (S, B) and ``last_batch`` (r,) are row
+    indices into ``X`` (n, d) and ``y`` (n, 1), and ``outputs = (w (d, 1), b (1,),
+    train_loss, val_loss)`` after the epoch (data losses on ``X, y`` and ``X_val, y_val``).
+    """
+
     def run_epoch(carry, full_batches, last_batch):
         carry, _ = jax.lax.scan(step, carry, full_batches)
         if last_batch.shape[0]:  # static: the ragged batch exists in every epoch or none
             carry, _ = step(carry, last_batch)
         params = carry[0]
-        losses = (squared_loss(model.forward(params, X), y),
-                  squared_loss(model.forward(params, X_val), y_val))
+        losses = (squared_loss(forward(params, X), y), squared_loss(forward(params, X_val), y_val))
         return carry, (params["w"], params["b"], *losses)
 
     return run_epoch
@@ -67,20 +75,28 @@ def _transform(method, optimizer, num_inputs, dtype, lambd, lr):
     return model, model.configure_optimizers()
 
 
-@functools.partial(jax.jit, static_argnames=("method", "optimizer", "lanes"))
-def start_state(params, lambd, lr, *, method, optimizer=None, lanes=False):
-    """The carry of the first chunk: ``(params, opt_state)``; with ``lanes``, one per lambda
-    of ``lambd`` (L,), every lane starting from the same ``params``."""
+_STATIC = ("method", "optimizer", "lanes", "implementation", "block_rows")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def start_state(params, lambd, lr, *, method, optimizer=None, lanes=False,
+                implementation="idiomatic", block_rows=None):
+    """The carry of the first chunk: ``(params, opt_state)`` (the fused step has no state:
+    ``()``); with ``lanes``, one per lambda of ``lambd`` (L,), every lane starting from the
+    same ``params``."""
     d, dtype = params["w"].shape[0], params["w"].dtype.name
 
     def start(lambd):
+        if implementation == "fused":
+            return params, ()
         return params, _transform(method, optimizer, d, dtype, lambd, lr)[1].init(params)
 
     return jax.vmap(start)(lambd) if lanes else start(lambd)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "optimizer", "lanes"))
-def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, lanes=False):
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, lanes=False,
+              implementation="idiomatic", block_rows=None):
     """A chunk of epochs of one run (or, with ``lanes``, of one run per lambda).
 
     Args:
@@ -91,15 +107,23 @@ def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, l
         lambd: a scalar, or (L,) with ``lanes``; lr: a scalar (both traced: new values do
             not recompile).
         optimizer: ``None`` or a hashable :class:`wd_core.optimizers.OptimizerSpec` (static).
+        implementation: ``"idiomatic"`` (the model's loss under ``jax.grad`` and its optax
+            chain) or ``"fused"`` (:func:`wd_jax.fused.fused_step_function`, with
+            ``block_rows``).
 
     Returns ``(carry, (w (K, [L,] d, 1), b (K, [L,] 1), train_loss (K, [L]), val_loss))``.
     """
     TRACE_COUNTS[method] += 1
-    X = arrays[0]
+    X, y = arrays[0], arrays[1]
 
     def one_epoch(carry, lambd, full_batches, last_batch):
-        model, transform = _transform(method, optimizer, X.shape[1], X.dtype.name, lambd, lr)
-        return epoch_function(model, transform, *arrays)(carry, full_batches, last_batch)
+        if implementation == "fused":
+            step = fused_step_function(X, y, lambd, lr, block_rows)
+        else:
+            model, transform = _transform(method, optimizer, X.shape[1], X.dtype.name, lambd,
+                                          lr)
+            step = optax_step(model, transform, X, y)
+        return epoch_function(step, *arrays)(carry, full_batches, last_batch)
 
     if lanes:
         one_epoch = jax.vmap(one_epoch, in_axes=(0, 0, None, None))
@@ -110,12 +134,16 @@ def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, l
     return jax.lax.scan(epoch, carry, (full, last))
 
 
-def run_compiled(spec, lambd, *, optimizer=None, lanes=False, progress=None):
+def run_compiled(spec, lambd, *, lanes=False, progress=None):
     """Drive the compiled chunks of the run ``spec`` (a :class:`wd_core.runspec.RunSpec`) with
     ``lambd`` (a number, or (L,) lambdas with ``lanes``) through :func:`wd_core.driver.drive`;
     return its per-epoch numpy outputs (epochs first)."""
     data, dev = spec.data, jax_device(spec.device)
-    static = {"method": spec.method, "optimizer": optimizer, "lanes": lanes}
+    fused = spec.implementation == "fused"
+    block_rows = auto_block_rows(data.batch_size, data.num_inputs,
+                                 np.dtype(spec.dtype).itemsize, dev.platform) if fused else None
+    static = {"method": spec.method, "optimizer": spec.optimizer, "lanes": lanes,
+              "implementation": spec.implementation, "block_rows": block_rows}
     with numerics(spec.dtype):
         dtype = jax_dtype(spec.dtype)
         arrays = arrays_on_device(data, spec.dtype, dev)
@@ -136,7 +164,7 @@ def run_compiled(spec, lambd, *, optimizer=None, lanes=False, progress=None):
 
 def train(
     data, *, method, lambd, lr, max_epochs, init=None, dtype="float32", device=None,
-    progress=None, optimizer=None, epoch_params=False,
+    progress=None, optimizer=None, epoch_params=False, implementation="idiomatic",
 ):
     """Train the chapter's model with weight decay; return a :class:`wd_core.History`.
 
@@ -158,6 +186,10 @@ def train(
             ``config`` then has an ``"optimizer"`` entry (``OptimizerSpec.to_config()``).
         epoch_params: keep the parameters after every epoch (``History.epoch_w``,
             ``epoch_b``); by default only the final ones (memory that grows with epochs x d).
+        implementation: ``"idiomatic"`` (the model's loss, ``jax.grad`` and optax, as above)
+            or ``"fused"``: the same steps with :mod:`wd_jax.fused`'s analytic step (either
+            method: they are the same update), plain SGD only.
+            ``config["implementation"]`` records it.
 
     Epochs run in chunks (:mod:`wd_core.driver`), each chunk compiled once per (method,
     shapes, dtype, chunk length); ``lambd`` and ``lr`` are traced, so a sweep over them does
@@ -167,10 +199,6 @@ def train(
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
         dtype=dtype, device=device, progress=progress, epoch_params=epoch_params,
+        implementation=implementation, optimizer=optimizer,
     )
-    optimizer_spec = check_optimizer(optimizer)
-    per_epoch = run_compiled(spec, spec.lambd, optimizer=optimizer_spec, progress=progress)
-    history = history_from_epochs(spec, "jax", *per_epoch)
-    if optimizer_spec is not None:
-        history.config["optimizer"] = optimizer_spec.to_config()
-    return history
+    return history_from_epochs(spec, "jax", *run_compiled(spec, spec.lambd, progress=progress))

@@ -40,6 +40,7 @@ from wd_torch.device import (
     torch_device,
     torch_dtype,
 )
+from wd_torch.fused import fused_epochs
 
 
 def _column_losses(W, b, X, y) -> torch.Tensor:
@@ -48,7 +49,8 @@ def _column_losses(W, b, X, y) -> torch.Tensor:
 
 
 def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
-          dtype="float32", device=None, progress=None, epoch_params=False):
+          dtype="float32", device=None, progress=None, epoch_params=False,
+          implementation="idiomatic"):
     """Train one run per lambda, all at once; return a list of :class:`wd_core.History`.
 
     ``sweep(data, lambdas=ls, ...)[i]`` equals ``train(data, lambd=ls[i], ...)`` up to
@@ -57,8 +59,9 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     Args:
         data: a :class:`wd_core.SyntheticData`.
         lambdas: a non-empty sequence of finite numbers >= 0 (L of them).
-        method, lr, max_epochs, init, dtype, device, epoch_params: as in
-            :func:`wd_torch.train`.
+        method, lr, max_epochs, init, dtype, device, epoch_params, implementation: as in
+            :func:`wd_torch.train` (``"fused"``: every column steps with
+            :mod:`wd_torch.fused`'s analytic step, its decay ``1 - lr*lambd_l`` per column).
         progress: ``None`` or a callable called as ``progress(epoch)`` after each epoch of
             the whole sweep, in the caller's thread.
 
@@ -66,7 +69,7 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     """
     spec = prepare_sweep(data, lambdas=lambdas, method=method, lr=lr, max_epochs=max_epochs,
                          init=init, dtype=dtype, device=device, progress=progress,
-                         epoch_params=epoch_params)
+                         epoch_params=epoch_params, implementation=implementation)
     run = spec.run
     dev, tdtype = torch_device(run.device), torch_dtype(run.dtype)
 
@@ -76,13 +79,33 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     count = len(spec.lambdas)
     X, y, X_val, y_val = arrays_on_device(data, run.dtype, dev)
     lambdas_row = on_device(spec.lambdas).reshape(1, count)
-    W = torch.nn.Parameter(on_device(np.repeat(run.w0, count, axis=1)))  # (d, L)
-    b = torch.nn.Parameter(on_device(np.repeat(run.b0.reshape(1, 1), count, axis=1)))  # (1, L)
+    W = on_device(np.repeat(run.w0, count, axis=1))  # (d, L)
+    b = on_device(np.repeat(run.b0.reshape(1, 1), count, axis=1))  # (1, L)
+
+    def evaluate(W, b):
+        # Lambda before the parameter axes: w (L, d, 1), b (L, 1), losses (L,).
+        return (W.T.unsqueeze(-1).clone(), b.T.clone(), _column_losses(W, b, X, y),
+                _column_losses(W, b, X_val, y_val))
+
+    if run.implementation == "fused":
+        run_epochs = fused_epochs(data, X, y, W, b, 1.0 - run.lr * lambdas_row, run.lr,
+                                  evaluate)
+    else:
+        run_epochs = _idiomatic_run_epochs(run, dev, X, y, W, b, lambdas_row, evaluate)
+    per_epoch = drive(run_epochs, None, max_epochs=run.max_epochs, progress=progress,
+                      chunk=chunk_epochs(data, run.max_epochs, count),
+                      epoch_params=run.epoch_params)
+    return histories_from_sweep(spec, "torch", *per_epoch)
+
+
+def _idiomatic_run_epochs(run, dev, X, y, W, b, lambdas_row, evaluate):
+    """``run_epochs`` of autograd and ``torch.optim.SGD`` on the columns of ``W``, ``b``."""
+    W, b = torch.nn.Parameter(W), torch.nn.Parameter(b)
     optimizer = torch.optim.SGD([W, b], lr=run.lr)  # no weight_decay: see the module docstring
 
     def run_epochs(state, first, count):
         per_epoch = []
-        for batches in chunk_batches(data, first, count, dev):
+        for batches in chunk_batches(run.data, first, count, dev):
             for rows in batches:
                 # Summed over the runs: column l of the gradient is run l's own gradient.
                 loss = _column_losses(W, b, X[rows], y[rows]).sum()
@@ -95,12 +118,7 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
                         W.grad.addcmul_(W, lambdas_row)
                 optimizer.step()
             with torch.no_grad():
-                # Lambda before the parameter axes: w (L, d, 1), b (L, 1), losses (L,).
-                per_epoch.append((W.T.unsqueeze(-1).clone(), b.T.clone(),
-                                  _column_losses(W, b, X, y), _column_losses(W, b, X_val, y_val)))
+                per_epoch.append(evaluate(W, b))
         return state, epochs_to_numpy(per_epoch)
 
-    per_epoch = drive(run_epochs, None, max_epochs=run.max_epochs, progress=progress,
-                      chunk=chunk_epochs(data, run.max_epochs, count),
-                      epoch_params=run.epoch_params)
-    return histories_from_sweep(spec, "torch", *per_epoch)
+    return run_epochs

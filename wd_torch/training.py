@@ -6,20 +6,21 @@ from __future__ import annotations
 import torch
 
 from wd_core.driver import chunk_epochs, drive
-from wd_core.optimizers import check_optimizer
 from wd_core.runspec import history_from_epochs, prepare_run
 from wd_torch.device import (
     arrays_on_device,
     chunk_batches,
     epochs_to_numpy,
+    to_tensor,
     torch_device,
 )
+from wd_torch.fused import fused_epochs
 from wd_torch.models import MODELS, squared_loss
 
 
 def train(
     data, *, method, lambd, lr, max_epochs, init=None, dtype="float32", device=None,
-    progress=None, optimizer=None, epoch_params=False,
+    progress=None, optimizer=None, epoch_params=False, implementation="idiomatic",
 ):
     """Train the chapter's model with weight decay; return a :class:`wd_core.History`.
 
@@ -40,6 +41,10 @@ def train(
             has an ``"optimizer"`` entry (``OptimizerSpec.to_config()``).
         epoch_params: keep the parameters after every epoch (``History.epoch_w``,
             ``epoch_b``); by default only the final ones (memory that grows with epochs x d).
+        implementation: ``"idiomatic"`` (the model, autograd and ``torch.optim``, as above)
+            or ``"fused"``: the same steps with :mod:`wd_torch.fused`'s analytic in-place
+            step (no autograd; either method: they are the same update), plain SGD only.
+            ``config["implementation"]`` records it.
 
     The data are moved to the device once; per-epoch losses are data losses on the whole
     training and validation sets, computed in ``dtype`` on the device. A run whose loss
@@ -49,20 +54,30 @@ def train(
     spec = prepare_run(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, init=init,
         dtype=dtype, device=device, progress=progress, epoch_params=epoch_params,
+        implementation=implementation, optimizer=optimizer,
     )
-    optimizer_spec = check_optimizer(optimizer)
     dev = torch_device(spec.device)
     X, y, X_val, y_val = arrays_on_device(data, spec.dtype, dev)
+    if spec.implementation == "fused":
+        run_epochs = _fused_run_epochs(spec, dev, X, y, X_val, y_val)
+    else:
+        run_epochs = _idiomatic_run_epochs(spec, dev, X, y, X_val, y_val)
+    per_epoch = drive(run_epochs, None, max_epochs=spec.max_epochs, progress=progress,
+                      chunk=chunk_epochs(data, spec.max_epochs), epoch_params=epoch_params)
+    return history_from_epochs(spec, "torch", *per_epoch)
 
-    model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr, dtype=spec.dtype,
-                                optimizer=optimizer_spec)
+
+def _idiomatic_run_epochs(spec, dev, X, y, X_val, y_val):
+    """``run_epochs`` of the model's own loss, autograd and ``torch.optim`` optimizer."""
+    model = MODELS[spec.method](spec.data.num_inputs, lambd=spec.lambd, lr=spec.lr,
+                                dtype=spec.dtype, optimizer=spec.optimizer)
     model.set_w_b(spec.w0, spec.b0)
     model.to(dev)
     optimizer = model.configure_optimizers()
 
     def run_epochs(state, first, count):
         per_epoch = []
-        for batches in chunk_batches(data, first, count, dev):
+        for batches in chunk_batches(spec.data, first, count, dev):
             for rows in batches:
                 loss = model.loss(model(X[rows]), y[rows])
                 optimizer.zero_grad()
@@ -74,9 +89,15 @@ def train(
                                   squared_loss(model(X_val), y_val)))
         return state, epochs_to_numpy(per_epoch)
 
-    per_epoch = drive(run_epochs, None, max_epochs=spec.max_epochs, progress=progress,
-                      chunk=chunk_epochs(data, spec.max_epochs), epoch_params=epoch_params)
-    history = history_from_epochs(spec, "torch", *per_epoch)
-    if optimizer_spec is not None:
-        history.config["optimizer"] = optimizer_spec.to_config()
-    return history
+    return run_epochs
+
+
+def _fused_run_epochs(spec, dev, X, y, X_val, y_val):
+    """``run_epochs`` of :mod:`wd_torch.fused`'s analytic step on ``w`` (d, 1), ``b`` (1,)."""
+    w, b = (to_tensor(a, X.dtype, dev) for a in (spec.w0, spec.b0))
+
+    def evaluate(w, b):
+        return (w.clone(), b.clone(), squared_loss(X @ w + b, y),
+                squared_loss(X_val @ w + b, y_val))
+
+    return fused_epochs(spec.data, X, y, w, b, 1.0 - spec.lr * spec.lambd, spec.lr, evaluate)
