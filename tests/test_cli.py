@@ -543,3 +543,22 @@ def test_the_readme_shows_what_the_demo_prints(capsys):
                                        adam="adam" in readme_cells[0])][0]
             np.testing.assert_allclose([float(c) for c in readme_cells[3:7]],
                                        [float(c) for c in printed_cells[3:7]], rtol=rtol)
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_fused_flag_runs_the_fast_path_and_matches_the_reference(tmp_path, backend, command):
+    out = tmp_path / "out.json"
+    lambdas = ["--lambd", "2"] if command == "run" else ["--lambdas", "2"]
+    assert main([command, "--backend", backend, *lambdas, "--epochs", "3", "--lr", "0.1",
+                 "--dtype", "float64", "--fused", *SMALL, "--out", str(out)]) == 0
+    history = History.from_json(out) if command == "run" else read_sweep(out)[0]
+    oracle = reference.train(SMALL_DATA, lambd=2.0, lr=0.1, max_epochs=3)
+    assert history.config["implementation"] == "fused" and history.epoch_w is None
+    np.testing.assert_allclose(history.w, oracle.w, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(history.val_loss, oracle.val_loss, rtol=1e-12)
+
+
+def test_fused_with_an_optimizer_is_bad_input(capsys):
+    assert main(["run", "--backend", "torch", "--fused", "--optimizer", "adamw", *SMALL]) == 2
+    assert "implementation='fused' runs plain SGD" in one_error_line(capsys)

@@ -70,6 +70,9 @@ def add_training_options(parser: argparse.ArgumentParser, *, backend_required=Tr
     parser.add_argument("--epochs", type=positive_int, default=10, dest="max_epochs")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--fused", action="store_true",
+                        help="the analytic fused step (implementation='fused'): the same plain "
+                             "SGD steps, faster; not with --optimizer")
     parser.add_argument("--epoch-params", action="store_true",
                         help="keep w and b after every epoch in the result (epoch_w, epoch_b); "
                              "by default only the final ones, as they grow with epochs x inputs")
@@ -80,7 +83,8 @@ def training_options(args) -> dict:
     """The keyword arguments of ``train``/``sweep`` that :func:`add_training_options` sets
     (everything but the data, the lambdas, ``progress`` and the optimizer)."""
     return {"method": args.method, "lr": args.lr, "max_epochs": args.max_epochs,
-            "dtype": args.dtype, "device": args.device, "epoch_params": args.epoch_params}
+            "dtype": args.dtype, "device": args.device, "epoch_params": args.epoch_params,
+            "implementation": "fused" if args.fused else "idiomatic"}
 
 
 def add_optimizer_options(parser: argparse.ArgumentParser) -> None:
