@@ -6,6 +6,6 @@ new module added to :data:`COMMANDS`.
 
 from __future__ import annotations
 
-from weight_decay.commands import bench, demo, plot, run, sweep
+from weight_decay.commands import bench, demo, plot, port_check, run, sweep
 
-COMMANDS = (run, demo, sweep, plot, bench)
+COMMANDS = (run, demo, sweep, plot, bench, port_check)

@@ -1,0 +1,197 @@
+"""``weight-decay port-check MODULE:FACTORY``: your torch optimizer against its optax port.
+
+``FACTORY`` (a function of ``MODULE``, importable from the current folder or ``sys.path``)
+returns ``(module, optimizer)``, optionally with a third element: a ``StepLR`` or
+``CosineAnnealingLR`` scheduler attached to the optimizer (stepped after every step), or an
+input shape (not needed: the gradients are drawn, not computed). The command converts them
+with :mod:`wd_jax.port` (parameters, parameter groups, the optimizer's current state) and
+takes ``--steps`` steps on both sides with the same random gradients (numpy, ``--seed``):
+torch sets ``p.grad`` and calls ``optimizer.step()``, optax applies the converted chain.
+It prints the worst relative difference of every parameter and every state entry and exits
+0 when all are within the tolerance of their dtype (float64: 1e-12; float32: the float32
+entry of ``wd_core.tolerances``, the Adam one for the Adam family), 1 otherwise. Bad input
+(a factory that does not import or returns something else, an option the port refuses)
+exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import numpy as np
+
+from wd_core.errors import InputError
+from wd_core.tolerances import TOLERANCES, required_rtol, run_kind
+from weight_decay.backends import load_backend
+from weight_decay.commands.options import nonnegative_int, positive_int
+
+JUDGED_DTYPES = ("float32", "float64")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "port-check", help="check that a torch optimizer (groups, state) ports to optax exactly")
+    parser.add_argument("factory", metavar="MODULE:FACTORY",
+                        help="a function returning (module, optimizer[, scheduler or input "
+                             "shape]), e.g. train:make_optimizer")
+    parser.add_argument("--steps", type=positive_int, default=20,
+                        help="steps on random gradients (default 20)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
+                        help="seed of the gradients (default 0)")
+    parser.set_defaults(execute=execute)
+
+
+def load_factory(spec: str):
+    """The callable ``FACTORY`` of ``MODULE:FACTORY``; ``InputError`` when it is not one."""
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name or ":" in name:
+        raise InputError(f"{spec!r} is not MODULE:FACTORY (e.g. train:make_optimizer)")
+    here = os.getcwd()
+    added = here not in sys.path
+    if added:
+        sys.path.insert(0, here)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise InputError(f"cannot import {module_name!r} (from {spec!r}): {err}") from None
+    finally:
+        if added:
+            sys.path.remove(here)
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise InputError(f"{module_name!r} has no function {name!r} (from {spec!r})")
+    return factory
+
+
+def call_factory(factory, spec: str):
+    """``(module, optimizer, scheduler or None)`` from the factory's result, checked."""
+    import torch
+
+    result = factory()
+    accepted = ("accepted: (module, optimizer) or (module, optimizer, scheduler or input "
+                "shape), with a torch.nn.Module and a torch.optim.Optimizer")
+    if not isinstance(result, tuple | list) or len(result) not in (2, 3):
+        raise InputError(f"{spec} returned {type(result).__name__}; {accepted}")
+    module, optimizer, *extra = result
+    if not isinstance(module, torch.nn.Module) or not isinstance(optimizer,
+                                                                 torch.optim.Optimizer):
+        raise InputError(f"{spec} returned ({type(module).__name__}, "
+                         f"{type(optimizer).__name__}, ...); {accepted}")
+    scheduler = extra[0] if extra and isinstance(
+        extra[0], torch.optim.lr_scheduler.LRScheduler) else None
+    return module, optimizer, scheduler
+
+
+def dtype_names(module) -> dict[str, str]:
+    """``{name: "float32" | "float64"}`` of the parameters; ``InputError`` for another dtype."""
+    names = {n: str(p.dtype).removeprefix("torch.") for n, p in module.named_parameters()}
+    other = {n: d for n, d in names.items() if d not in JUDGED_DTYPES}
+    if other:
+        raise InputError(f"parameters {other} are not judged here; accepted dtypes: "
+                         f"{', '.join(JUDGED_DTYPES)}")
+    if not names:
+        raise InputError("the module has no parameters")
+    return names
+
+
+def draw_gradients(rng, module) -> dict:
+    """One N(0, 1) gradient per parameter that requires one, in its shape and dtype."""
+    return {n: rng.standard_normal(tuple(p.shape)).astype(str(p.dtype).removeprefix("torch."))
+            for n, p in module.named_parameters() if p.requires_grad}
+
+
+def run_both(module, optimizer, scheduler, steps: int, seed: int):
+    """``steps`` steps of the torch optimizer and of its optax port on the same gradients;
+    returns ``(optax params, optax state under torch's names)``."""
+    import jax
+    import optax
+    import torch
+
+    from wd_jax import port
+
+    params = port.params_from_torch(module)
+    tx = port.optimizer_from_torch(optimizer, module, scheduler=scheduler)
+    state = port.state_from_torch(optimizer, module, tx, params, scheduler=scheduler)
+
+    @jax.jit
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        grads = draw_gradients(rng, module)
+        for name, p in module.named_parameters():
+            p.grad = torch.tensor(grads[name]).to(p.device) if name in grads else None
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        full = {n: grads.get(n, np.zeros(v.shape, v.dtype)) for n, v in params.items()}
+        params, state = step(params, state, full)
+    return params, port.torch_named_state(state, optimizer, module)
+
+
+def compare(module, optimizer, params, named_state, kinds: dict[str, str]) -> list[tuple]:
+    """Rows ``(what, name, worst relative difference, tolerance)``: every parameter, then
+    every state entry torch or optax has (a missing one counts as infinitely different)."""
+    rows = []
+    for name, p in module.named_parameters():
+        rows.append(("param", name, _difference(np.asarray(params[name]), _numpy(p),
+                                                kinds[name]), kinds[name]))
+    for name, p in module.named_parameters():
+        torch_state = {k: _numpy(v) for k, v in optimizer.state.get(p, {}).items()
+                       if v is not None}
+        optax_state = {k: v for k, v in named_state.get(name, {}).items()}
+        for key in sorted(set(torch_state) | set(optax_state)):
+            if key not in torch_state or key not in optax_state:
+                difference = float("inf")
+            elif key == "step":
+                difference = 0.0 if float(torch_state[key]) == float(optax_state[key]) else \
+                    float("inf")
+            else:
+                difference = _difference(optax_state[key], torch_state[key], kinds[name])
+            rows.append((f"state {key}", name, difference, kinds[name]))
+    return rows
+
+
+def _difference(actual, expected, kind: str) -> float:
+    """The smallest rtol of ``kind``'s form (its absolute floor included) that passes."""
+    return required_rtol(actual, expected, atol_scale=TOLERANCES[kind][1])
+
+
+def _numpy(tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def execute(args) -> int:
+    load_backend("torch")
+    load_backend("jax")
+    from wd_jax.device import numerics
+
+    module, optimizer, scheduler = call_factory(load_factory(args.factory), args.factory)
+    dtypes = dtype_names(module)
+    adam = type(optimizer).__name__ in ("Adam", "AdamW")
+    kinds = {n: run_kind(d, adam=adam) for n, d in dtypes.items()}
+    with numerics("float64" if "float64" in dtypes.values() else "float32"):
+        params, named_state = run_both(module, optimizer, scheduler, args.steps, args.seed)
+    rows = compare(module, optimizer, params, named_state, kinds)
+    print(f"{args.factory}: {type(optimizer).__name__}, {len(optimizer.param_groups)} "
+          f"parameter group(s), {args.steps} steps on random gradients (seed {args.seed})"
+          + (f", scheduler {type(scheduler).__name__}" if scheduler is not None else ""))
+    width = max(len(f"{what} {name}") for what, name, _, _ in rows)
+    print(f"{'':{width}}  worst rel. diff  tolerance")
+    failed = 0
+    for what, name, difference, kind in rows:
+        rtol = TOLERANCES[kind][0]
+        ok = difference <= rtol
+        failed += not ok
+        print(f"{what + ' ' + name:{width}}  {difference:15.2e}  {rtol:9.0e}"
+              f"{'' if ok else '  BEYOND'}")
+    if failed:
+        print(f"{failed} of {len(rows)} entries beyond tolerance: the optax port does not "
+              f"follow this torch optimizer")
+        return 1
+    print(f"all {len(rows)} entries within tolerance: the optax port takes torch's steps")
+    return 0
