@@ -178,3 +178,12 @@ def test_the_sizes_and_seed_cannot_be_set_again():
     for name in ("seed", "num_train", "batch_size", "num_inputs", "num_val"):
         with pytest.raises(AttributeError, match="immutable"):
             setattr(d, name, 5)
+
+
+def test_derived_values_are_made_once_per_key():
+    d = SyntheticData(num_train=4, batch_size=2, num_inputs=2)
+    calls = []
+    first = d.derived(("x", 1), lambda: calls.append(1) or object())
+    assert d.derived(("x", 1), lambda: calls.append(1) or object()) is first
+    assert d.derived(("x", 2), lambda: calls.append(1) or object()) is not first
+    assert len(calls) == 2

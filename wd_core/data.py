@@ -71,6 +71,7 @@ class SyntheticData:
         self.X_train, self.X_val = X[: self.num_train], X[self.num_train :]
         self.y_train, self.y_val = y[: self.num_train], y[self.num_train :]
         self._schedules = OrderedDict()
+        self._derived = {}
         self._frozen = True
 
     def __setattr__(self, name, value):
@@ -84,6 +85,15 @@ class SyntheticData:
             f"SyntheticData(num_train={self.num_train}, num_val={self.num_val}, "
             f"num_inputs={self.num_inputs}, batch_size={self.batch_size}, seed={self.seed})"
         )
+
+    def derived(self, key, make):
+        """``make()``, computed once per ``key`` and kept as long as this SyntheticData: for
+        what the backends derive from the data alone (its arrays on a device, in a dtype),
+        so that a repeated run does not move them again. The data are never modified, so
+        what is kept cannot go stale; it costs the memory of what ``make`` returns."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
 
     @property
     def steps_per_epoch(self) -> int:

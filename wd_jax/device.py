@@ -60,10 +60,12 @@ def to_device(array, dtype, device) -> jax.Array:
 
 def arrays_on_device(data, dtype: str, device) -> tuple:
     """``(X_train (n, d), y_train (n, 1), X_val, y_val)`` of a :class:`wd_core.SyntheticData`
-    in ``dtype`` on ``device``, moved once per run. Inside :func:`numerics` for float64."""
+    in ``dtype`` on ``device``, moved once per data, dtype and device
+    (:meth:`wd_core.SyntheticData.derived`). Inside :func:`numerics` for float64."""
     as_type = jax_dtype(dtype)
-    return tuple(to_device(a, as_type, device)
-                 for a in (data.X_train, data.y_train, data.X_val, data.y_val))
+    return data.derived(("jax", dtype, device), lambda: tuple(
+        to_device(a, as_type, device) for a in (data.X_train, data.y_train, data.X_val,
+                                                data.y_val)))
 
 
 def schedule_on_device(data, num_epochs: int, device, first_epoch: int = 0) -> tuple:

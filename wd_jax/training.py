@@ -62,7 +62,9 @@ def epoch_function(step, X, y, X_val, y_val):
         carry, _ = jax.lax.scan(step, carry, full_batches)
         if last_batch.shape[0]:  # static: the ragged batch exists in every epoch or none
             carry, _ = step(carry, last_batch)
-        params = carry[0]
+        # The barrier keeps XLA from fusing the losses' products into the step's (measured:
+        # with the fused step at the chapter's size, 3.0 ms instead of 0.87 ms for 200 epochs).
+        params = jax.lax.optimization_barrier(carry[0])
         losses = (squared_loss(forward(params, X), y), squared_loss(forward(params, X_val), y_val))
         return carry, (params["w"], params["b"], *losses)
 

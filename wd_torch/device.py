@@ -48,10 +48,12 @@ def to_tensor(array, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 def arrays_on_device(data, dtype: str, device: torch.device) -> tuple:
     """``(X_train (n, d), y_train (n, 1), X_val, y_val)`` of a :class:`wd_core.SyntheticData`
-    in ``dtype`` on ``device``, moved once per run."""
+    in ``dtype`` on ``device``, moved once per data, dtype and device
+    (:meth:`wd_core.SyntheticData.derived`); nothing a run does writes to them."""
     as_type = torch_dtype(dtype)
-    return tuple(to_tensor(a, as_type, device)
-                 for a in (data.X_train, data.y_train, data.X_val, data.y_val))
+    return data.derived(("torch", dtype, str(device)), lambda: tuple(
+        to_tensor(a, as_type, device) for a in (data.X_train, data.y_train, data.X_val,
+                                                data.y_val)))
 
 
 def schedule_on_device(data, num_epochs: int, device: torch.device,
