@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from wd_core import streams
 from wd_core.errors import InputError
 from wd_core.validation import NONNEGATIVE_INT, POSITIVE_INT, check_number, check_seed
 
@@ -142,7 +143,11 @@ class SyntheticData:
             cache.move_to_end(key)
             return cache[key]
         first, count = key
-        orders = np.stack([self._permutation(e) for e in range(first, first + count)])
+        if streams.fits(self.seed, STREAM_BATCHES, first + count - 1):
+            orders = streams.permutations(self.seed, STREAM_BATCHES, first, count,
+                                          self.num_train)
+        else:
+            orders = np.stack([self._permutation(e) for e in range(first, first + count)])
         n_full = (self.num_train // self.batch_size) * self.batch_size
         schedule = (orders[:, :n_full].reshape(count, -1, self.batch_size), orders[:, n_full:])
         for array in schedule:
