@@ -64,47 +64,63 @@ def drive(run_epochs, state, *, max_epochs: int, chunk: int, progress=None,
     leading axis of 1: those after the lane's first diverged epoch, or after the last epoch
     run. Then memory does not grow with the number of epochs times the parameters' size.
     """
-    params, losses = [], []  # per chunk
-    final = None  # without epoch_params: each lane's final parameters, (L, -1) per output
+    kept = _EveryEpoch() if epoch_params else _FinalOnly()
+    losses = []  # per chunk: [train_loss, val_loss]
     diverged = None  # per lane: has a loss been NaN or infinite yet?
     first = 0
     while first < max_epochs:
         count = min(chunk, max_epochs - first)
         state, outputs = run_epochs(state, first, count)
-        outputs = [np.asarray(a) for a in outputs]
-        train_loss, val_loss = outputs[-2], outputs[-1]
-        lane_shape = train_loss.shape[1:]
+        *params, train_loss, val_loss = [np.asarray(a) for a in outputs]
+        before = np.zeros(train_loss[0].size, bool) if diverged is None else diverged
         bad = ~(np.isfinite(train_loss) & np.isfinite(val_loss)).reshape(count, -1)
-        earlier = np.zeros(bad.shape[1], bool) if diverged is None else diverged
-        bad = np.logical_or.accumulate(bad | earlier, axis=0)
+        bad = np.logical_or.accumulate(bad | before, axis=0)  # (count, lanes): diverged by then
         diverged = bad[-1]
         stopped = np.flatnonzero(bad.all(axis=1))
         finished = int(stopped[0]) + 1 if stopped.size else count
         losses.append([train_loss[:finished], val_loss[:finished]])
-        if epoch_params:
-            params.append([a[:finished] for a in outputs[:-2]])
-        else:
-            ends = np.where(bad[:finished].any(axis=0), bad[:finished].argmax(axis=0),
-                            finished - 1)
-            lanes = np.arange(bad.shape[1])
-            picked = [a.reshape(count, bad.shape[1], -1)[ends, lanes] for a in outputs[:-2]]
-            if final is None:
-                final = picked
-            else:
-                final = [np.where(earlier[:, None], old, new)
-                         for old, new in zip(final, picked, strict=True)]
-            shapes = [(1, *lane_shape, *a.shape[1 + len(lane_shape):]) for a in outputs[:-2]]
+        kept.add(params, bad[:finished], before)
         if progress is not None:
             for epoch in range(first, first + finished):
                 progress(epoch)
         if stopped.size:
             break
         first += count
-    if epoch_params:
-        params = _joined(params)
-    else:
-        params = [f.reshape(shape) for f, shape in zip(final, shapes, strict=True)]
-    return params + _joined(losses)
+    return kept.result() + _joined(losses)
+
+
+class _EveryEpoch:
+    """Keeps the parameter outputs of every epoch run."""
+
+    def __init__(self):
+        self.pieces = []
+
+    def add(self, params, bad, before):
+        self.pieces.append([a[:len(bad)] for a in params])
+
+    def result(self) -> list:
+        return _joined(self.pieces)
+
+
+class _FinalOnly:
+    """Keeps each lane's parameters after its first diverged epoch, else after the last one
+    run: (1, ...) per output."""
+
+    def __init__(self):
+        self.final = None
+
+    def add(self, params, bad, before):
+        finished, lanes = bad.shape
+        ends = np.where(bad.any(axis=0), bad.argmax(axis=0), finished - 1)
+        picked = [a.reshape(len(a), lanes, -1)[ends, np.arange(lanes)] for a in params]
+        if self.final is not None:  # a lane that had diverged keeps what it had
+            picked = [np.where(before[:, None], old, new)
+                      for old, new in zip(self.final, picked, strict=True)]
+        self.final = picked
+        self.shapes = [(1, *a.shape[1:]) for a in params]
+
+    def result(self) -> list:
+        return [f.reshape(shape) for f, shape in zip(self.final, self.shapes, strict=True)]
 
 
 def _joined(pieces) -> list:
