@@ -159,3 +159,30 @@ def test_fused_modules_mirror_each_other():
     for name in names:
         a, b = getattr(torch_fused, name), getattr(jax_fused, name)
         assert inspect.signature(a) == inspect.signature(b), name
+
+
+@pytest.mark.parametrize("chunk", [2, 5], ids=["chunks-of-2", "one-chunk"])
+@pytest.mark.parametrize("entry", ["train", "sweep"])
+def test_full_batch_fused_runs_take_the_training_loss_from_the_next_step(backend, block_rows,
+                                                                        entry, chunk,
+                                                                        monkeypatch):
+    """With one batch of every training row per epoch, the fused path reads the training loss
+    after epoch e off the residual of epoch e + 1's step (and evaluates only a chunk's last
+    epoch itself): the losses still equal the reference's, across chunk boundaries."""
+    import wd_core.driver
+
+    data = SyntheticData(num_train=9, num_val=4, num_inputs=6, batch_size=9, seed=6)
+    lanes = 1 if entry == "train" else 2
+    monkeypatch.setattr(wd_core.driver, "MIN_CHUNK_BATCHES", 0)
+    monkeypatch.setattr(wd_core.driver, "CHUNK_WORK", chunk * (3 * 9 + 4) * 6 * lanes)
+    assert wd_core.driver.chunk_epochs(data, 5, lanes) == chunk
+    kwargs = {"method": "concise", "lr": 0.05, "max_epochs": 5, "dtype": "float64",
+              "epoch_params": True, "implementation": "fused"}
+    if entry == "train":
+        histories = [backend.train(data, lambd=2.0, **kwargs)]
+    else:
+        histories = backend.sweep(data, lambdas=[2.0, 0.0], **kwargs)
+    for history, lambd in zip(histories, (2.0, 0.0), strict=False):
+        oracle = reference.train(data, lambd=lambd, lr=0.05, max_epochs=5, epoch_params=True)
+        for name in ("train_loss", "val_loss", "epoch_w", "w", "b"):
+            assert_close(getattr(history, name), getattr(oracle, name), "float64", err_msg=name)

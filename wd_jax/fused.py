@@ -53,11 +53,12 @@ def _block_sums(w, b, Xb, yb):
     """``(X_blk^T r_blk (d, 1), sum(r_blk) (1,))`` with ``r_blk = X_blk w + b - y_blk``."""
     r = Xb @ w + b - yb
     # (r^T X)^T rather than X^T r: XLA's CPU dot is far faster without the transposed operand.
-    return (r.T @ Xb).T, jnp.sum(r, axis=0)
+    return (r.T @ Xb).T, jnp.sum(r, axis=0), jnp.sum(r * r)
 
 
 def _gradient_sums(w, b, X, y, rows, block_rows):
-    """``(X_rows^T r, sum(r))`` over the batch ``rows`` of ``X`` (all rows when None).
+    """``(X_rows^T r, sum(r), sum(r**2))`` over the batch ``rows`` of ``X`` (all rows when
+    None).
 
     ``block_rows`` (static) None: two whole-batch products; k: single-read row blocks.
     """
@@ -75,18 +76,21 @@ def _gradient_sums(w, b, X, y, rows, block_rows):
     full_blocks, tail = divmod(n, block_rows)
 
     def body(i, sums):
-        gw, gb = _block_sums(w, b, *take(i * block_rows, block_rows))
-        return sums[0] + gw, sums[1] + gb
+        return _added(sums, _block_sums(w, b, *take(i * block_rows, block_rows)))
 
-    sums = jax.lax.fori_loop(0, full_blocks, body, (jnp.zeros_like(w), jnp.zeros_like(b)))
+    zeros = (jnp.zeros_like(w), jnp.zeros_like(b), jnp.zeros((), w.dtype))
+    sums = jax.lax.fori_loop(0, full_blocks, body, zeros)
     if tail:  # static: the ragged block
-        gw, gb = _block_sums(w, b, *take(full_blocks * block_rows, tail))
-        sums = (sums[0] + gw, sums[1] + gb)
+        sums = _added(sums, _block_sums(w, b, *take(full_blocks * block_rows, tail)))
     return sums
 
 
+def _added(sums, more):
+    return tuple(a + b for a, b in zip(sums, more, strict=True))
+
+
 def _apply(w, b, sums, n, lambd, lr):
-    gw, gb = sums
+    gw, gb = sums[:2]
     scale = lr / n
     return (1 - lr * lambd) * w - scale * gw, b - scale * gb
 
@@ -123,15 +127,16 @@ def fused_sgd_step(w, b, X, y, *, lambd, lr, dtype="float32", device=None, block
 
 def fused_step_function(X, y, lambd, lr, block_rows):
     """The fused step as a step of :func:`wd_jax.training.epoch_function`, to trace:
-    ``step((params, state), rows) -> ((params', state), None)`` on the batch ``rows`` of
-    ``X`` (n, d), ``y`` (n, 1), with ``params = {"w": (d, 1), "b": (1,)}``; ``block_rows``
-    (static) as in :func:`fused_step`."""
+    ``step((params, state), rows) -> ((params', state), loss)`` on the batch ``rows`` of
+    ``X`` (n, d), ``y`` (n, 1), with ``params = {"w": (d, 1), "b": (1,)}``; ``loss`` is the
+    batch's data loss ``mean(r**2) / 2`` at ``params`` (before the step), a by-product of its
+    residual; ``block_rows`` (static) as in :func:`fused_step`."""
 
     def step(carry, rows):
         params, state = carry
         w, b = params["w"], params["b"]
         sums = _gradient_sums(w, b, X, y, rows, block_rows)
         w, b = _apply(w, b, sums, rows.shape[0], lambd, lr)
-        return ({"w": w, "b": b}, state), None
+        return ({"w": w, "b": b}, state), sums[2] / (2 * rows.shape[0])
 
     return step

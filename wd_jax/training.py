@@ -10,6 +10,7 @@ import collections
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -127,6 +128,8 @@ def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, l
             step = optax_step(model, transform, X, y)
         return epoch_function(step, *arrays)(carry, full_batches, last_batch)
 
+    if implementation == "fused" and full.shape[1:] == (1, X.shape[0]) and not last.shape[1]:
+        return _full_batch_fused_chunk(carry, arrays, full, lambd, lr, lanes, block_rows)
     if lanes:
         one_epoch = jax.vmap(one_epoch, in_axes=(0, 0, None, None))
 
@@ -134,6 +137,34 @@ def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, l
         return one_epoch(carry, lambd, *batches)
 
     return jax.lax.scan(epoch, carry, (full, last))
+
+
+def _full_batch_fused_chunk(carry, arrays, full, lambd, lr, lanes, block_rows):
+    """:func:`run_chunk` of the fused step when every epoch is one batch of all training rows.
+
+    Then the step of epoch e + 1 computes the residual of every training row at the
+    parameters after epoch e: its batch loss is the training loss after epoch e, and only the
+    chunk's last epoch needs a pass over ``X`` of its own to evaluate (one read of ``X`` per
+    epoch instead of two).
+    """
+    X, y, X_val, y_val = arrays
+
+    def one_epoch(carry, lambd, rows):
+        carry, loss_before = fused_step_function(X, y, lambd, lr, block_rows)(carry, rows[0])
+        params = jax.lax.optimization_barrier(carry[0])
+        val = squared_loss(forward(params, X_val), y_val)
+        return carry, (params["w"], params["b"], loss_before, val)
+
+    def train_loss(params):
+        return squared_loss(forward(params, X), y)
+
+    if lanes:
+        one_epoch = jax.vmap(one_epoch, in_axes=(0, 0, None))
+        train_loss = jax.vmap(train_loss)
+    carry, (w, b, before, val) = jax.lax.scan(lambda c, rows: one_epoch(c, lambd, rows), carry,
+                                              full)
+    last = train_loss(carry[0])[None]
+    return carry, (w, b, jnp.concatenate([before[1:], last]), val)
 
 
 def run_compiled(spec, lambd, *, lanes=False, progress=None):

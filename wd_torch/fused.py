@@ -47,14 +47,16 @@ def auto_block_rows(batch_size: int, num_inputs: int, itemsize: int, platform: s
     return blocking.auto_block_rows(batch_size, num_inputs, itemsize, platform, BLOCK_BYTES)
 
 
-def _step_whole_(w, b, Xb, yb, decay, scale):
-    """In place: one step on the batch ``(Xb, yb)`` with two whole-batch products.
+def _residual_whole(w, b, Xb, yb):
+    """``r = Xb w + b - yb``: (n, L), for ``w`` (d, L) (L runs side by side; L = 1 for one
+    run) and ``b`` (1,) or (1, L)."""
+    r = torch.addmm(yb, Xb, w, beta=-1)  # X w - y
+    return r.add_(b)
 
-    ``w`` (d, L) holds L runs side by side (L = 1 for one run), ``b`` (1,) or (1, L);
-    ``decay`` ``1 - lr*lambd``, a float or a (1, L) tensor (one per run); ``scale`` ``lr/n``.
-    """
-    r = torch.addmm(yb, Xb, w, beta=-1)  # X w - y, (n, L)
-    r.add_(b)
+
+def _update_whole_(w, b, Xb, r, decay, scale):
+    """In place: ``w <- decay * w - scale * Xb^T r``, ``b <- b - scale * sum(r)``; ``decay``
+    ``1 - lr*lambd``, a float or a (1, L) tensor (one per run); ``scale`` ``lr/n``."""
     if isinstance(decay, float):
         w.addmm_(Xb.T, r, beta=decay, alpha=-scale)  # (1 - lr*lambd) w - (lr/n) X^T r
     else:
@@ -62,14 +64,16 @@ def _step_whole_(w, b, Xb, yb, decay, scale):
     b.sub_(r.sum(0), alpha=scale)
 
 
-def _step_blocked_(w, b, X, y, rows, block_rows, decay, scale, buffers):
-    """In place: one single-read step over row blocks of ``X`` (``rows`` None: all rows).
+def _step_whole_(w, b, Xb, yb, decay, scale):
+    """In place: one step on the batch ``(Xb, yb)`` with two whole-batch products."""
+    _update_whole_(w, b, Xb, _residual_whole(w, b, Xb, yb), decay, scale)
 
-    Per block two kernels (three with a gather): ``r_blk = X_blk w + (b - y_blk)`` written
-    into the batch's residual buffer, and ``gw += X_blk^T r_blk``. ``buffers``: ``(block
-    (k, d), gw (d, L), r (B, L))`` scratch tensors, reused; ``w``, ``b``, ``decay`` as in
-    :func:`_step_whole_`.
-    """
+
+def _sums_blocked(w, b, X, y, rows, block_rows, buffers):
+    """``(X_rows^T r (d, L), r (n, L))`` over the batch ``rows`` of ``X`` (all rows when
+    None) in one read: row blocks of ``block_rows``, each (gathered into a small buffer)
+    used for its residual ``r_blk = X_blk w + (b - y_blk)`` and its share ``X_blk^T r_blk``
+    while it is in cache. ``buffers``: ``(block (k, d), gw (d, L), r (B, L))``, reused."""
     block, gw, r = buffers
     n = X.shape[0] if rows is None else rows.shape[0]
     offset = torch.sub(b, y if rows is None else y[rows])  # b - y, (n, L)
@@ -83,8 +87,19 @@ def _step_blocked_(w, b, X, y, rows, block_rows, decay, scale, buffers):
         hi = lo + Xb.shape[0]
         r_blk = torch.addmm(offset[lo:hi], Xb, w, out=r[lo:hi])
         gw.addmm_(Xb.T, r_blk)
+    return gw, r[:n]
+
+
+def _update_blocked_(w, b, gw, r, decay, scale):
+    """In place: ``w <- decay * w - scale * gw``, ``b <- b - scale * sum(r)``."""
     w.mul_(decay).sub_(gw, alpha=scale)
-    b.sub_(r[:n].sum(0), alpha=scale)
+    b.sub_(r.sum(0), alpha=scale)
+
+
+def _step_blocked_(w, b, X, y, rows, block_rows, decay, scale, buffers):
+    """In place: one single-read step over row blocks of ``X`` (:func:`_sums_blocked`)."""
+    gw, r = _sums_blocked(w, b, X, y, rows, block_rows, buffers)
+    _update_blocked_(w, b, gw, r, decay, scale)
 
 
 def _buffers(block_rows, batch_rows, like, lanes=1):
@@ -135,38 +150,64 @@ def fused_epochs(data, X, y, w, b, decay, lr, evaluate):
         X, y: its training set (n, d), (n, 1) on the device.
         w, b: (d, L) and (1,) or (1, L) tensors: L runs side by side (L = 1 for one run).
         decay: ``1 - lr*lambd``, a float or a (1, L) tensor; lr: a float.
-        evaluate: ``evaluate(w, b) -> tuple of tensors``, the outputs of one epoch.
+        evaluate: ``evaluate(w, b, r=None) -> tuple of tensors``, the outputs of one epoch;
+            ``r``, when given, is the residual ``X w + b - y`` of every training row (in some
+            order) at ``(w, b)``, from which the training loss is read without a pass of its
+            own.
 
     Unblocked, each epoch's rows are gathered once into an epoch buffer whose batch slices
     are fixed views; blocked (:func:`auto_block_rows`, large CPU batches), each row block is
-    gathered into a small buffer as it is used.
+    gathered into a small buffer as it is used. With one batch of all training rows per
+    epoch, the step of epoch e + 1 computes the residual at the parameters after epoch e:
+    epoch e is evaluated from it, and only a chunk's last epoch by a pass of its own.
     """
     B, n = data.batch_size, data.num_train
     block_rows = auto_block_rows(B, data.num_inputs, X.element_size(), X.device.type)
     starts = range(0, n, B)
     scales = [lr / min(B, n - lo) for lo in starts]
+    full_batch = B == n
     if block_rows is None:
         X_epoch, y_epoch = torch.empty_like(X), torch.empty_like(y)
         views = [(X_epoch[lo:lo + B], y_epoch[lo:lo + B]) for lo in starts]
     else:
         buffers = _buffers(block_rows, B, X, w.shape[1])
 
+    def step(batch, scale, before_update=None):
+        if block_rows is None:
+            Xb, yb = batch
+            r = _residual_whole(w, b, Xb, yb)
+        else:
+            gw, r = _sums_blocked(w, b, X, y, batch, block_rows, buffers)
+        if before_update is not None:
+            before_update(r)
+        if block_rows is None:
+            _update_whole_(w, b, Xb, r, decay, scale)
+        else:
+            _update_blocked_(w, b, gw, r, decay, scale)
+
     def run_epochs(state, first, count):
         full, last = data.batch_schedule(count, first)
         orders = to_tensor(np.concatenate([full.reshape(count, -1), last], axis=1), torch.long,
                            X.device)
         per_epoch = []
+
+        def evaluate_previous_epoch(r):  # r: every row's residual at the parameters after it
+            per_epoch.append(evaluate(w, b, r))
+
         with torch.no_grad():
-            for order in orders:
+            for i, order in enumerate(orders):
                 if block_rows is None:
                     torch.index_select(X, 0, order, out=X_epoch)
                     torch.index_select(y, 0, order, out=y_epoch)
-                    for (Xb, yb), scale in zip(views, scales, strict=True):
-                        _step_whole_(w, b, Xb, yb, decay, scale)
+                    batches = views
                 else:
-                    for lo, scale in zip(starts, scales, strict=True):
-                        _step_blocked_(w, b, X, y, order[lo:lo + B], block_rows, decay, scale,
-                                       buffers)
+                    batches = [order[lo:lo + B] for lo in starts]
+                hook = evaluate_previous_epoch if full_batch and i else None
+                for batch, scale in zip(batches, scales, strict=True):
+                    step(batch, scale, hook)
+                if not full_batch:
+                    per_epoch.append(evaluate(w, b))
+            if full_batch:
                 per_epoch.append(evaluate(w, b))
         return state, epochs_to_numpy(per_epoch)
 

@@ -82,10 +82,10 @@ def sweep(data, *, lambdas, method="concise", lr=0.01, max_epochs=10, init=None,
     W = on_device(np.repeat(run.w0, count, axis=1))  # (d, L)
     b = on_device(np.repeat(run.b0.reshape(1, 1), count, axis=1))  # (1, L)
 
-    def evaluate(W, b):
+    def evaluate(W, b, r=None):
         # Lambda before the parameter axes: w (L, d, 1), b (L, 1), losses (L,).
-        return (W.T.unsqueeze(-1).clone(), b.T.clone(), _column_losses(W, b, X, y),
-                _column_losses(W, b, X_val, y_val))
+        train = _column_losses(W, b, X, y) if r is None else (r * r).mean(dim=0) / 2
+        return (W.T.unsqueeze(-1).clone(), b.T.clone(), train, _column_losses(W, b, X_val, y_val))
 
     if run.implementation == "fused":
         run_epochs = fused_epochs(data, X, y, W, b, 1.0 - run.lr * lambdas_row, run.lr,

@@ -96,8 +96,8 @@ def _fused_run_epochs(spec, dev, X, y, X_val, y_val):
     """``run_epochs`` of :mod:`wd_torch.fused`'s analytic step on ``w`` (d, 1), ``b`` (1,)."""
     w, b = (to_tensor(a, X.dtype, dev) for a in (spec.w0, spec.b0))
 
-    def evaluate(w, b):
-        return (w.clone(), b.clone(), squared_loss(X @ w + b, y),
-                squared_loss(X_val @ w + b, y_val))
+    def evaluate(w, b, r=None):
+        train = squared_loss(X @ w + b, y) if r is None else (r * r).mean() / 2
+        return (w.clone(), b.clone(), train, squared_loss(X_val @ w + b, y_val))
 
     return fused_epochs(spec.data, X, y, w, b, 1.0 - spec.lr * spec.lambd, spec.lr, evaluate)
