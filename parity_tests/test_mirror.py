@@ -33,3 +33,17 @@ def test_contract_names_present():
         assert list(params)[:9] == ["data", "method", "lambd", "lr", "max_epochs", "init",
                                     "dtype", "device", "progress"]
         assert params["dtype"].default == "float32" and params["device"].default is None
+
+
+def test_distributed_modules_mirror_each_other():
+    """``wd_torch.distributed`` and ``wd_jax.distributed``: the same names and signatures, and
+    ``train``'s keywords are the single-process ``train()``'s plus the data-parallel ones."""
+    torch_dist, jax_dist = (importlib.import_module(f"{m.__name__}.distributed")
+                            for m in require_backends("torch", "jax"))
+    assert public_api(torch_dist) == public_api(jax_dist)
+    single = inspect.signature(importlib.import_module("wd_torch").train).parameters
+    parallel = inspect.signature(torch_dist.train).parameters
+    assert {"workers", "strategy", "accumulation_steps"} <= set(parallel)
+    assert set(parallel) - {"workers", "strategy", "accumulation_steps"} <= set(single)
+    worker = inspect.signature(torch_dist.train_worker).parameters
+    assert list(worker) == [*parallel, "cluster"]

@@ -19,6 +19,11 @@ from weight_decay.commands.options import (
     optimizer_from_args,
     training_options,
 )
+from weight_decay.data_parallel import (
+    add_data_parallel_options,
+    data_parallel_requested,
+    train_data_parallel,
+)
 from weight_decay.progress import epoch_callback, progress_bar
 
 
@@ -28,6 +33,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--lambd", type=nonnegative_float, default=3.0)
     add_optimizer_options(parser)
     add_data_options(parser)
+    add_data_parallel_options(parser)
     parser.add_argument("--out", help="write the History here (JSON); default: print a summary")
     parser.set_defaults(execute=execute)
 
@@ -40,8 +46,11 @@ def execute(args) -> int:
     data = data_from_args(args)
     with progress_bar(args.max_epochs, desc=f"{args.backend} {args.method}", unit="epoch",
                       quiet=args.quiet) as bar:
-        history = backend.train(data, lambd=args.lambd, optimizer=optimizer,
-                                progress=epoch_callback(bar), **training_options(args))
+        if data_parallel_requested(args):
+            history = train_data_parallel(args, data, optimizer, epoch_callback(bar))
+        else:
+            history = backend.train(data, lambd=args.lambd, optimizer=optimizer,
+                                    progress=epoch_callback(bar), **training_options(args))
     if args.out:
         history.to_json(args.out)
     print(

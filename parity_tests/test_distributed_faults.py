@@ -1,0 +1,221 @@
+"""Data-parallel runs end to end, both backends: ``train()`` and ``weight-decay run --workers``,
+a worker killed mid-run, Ctrl-C, and bad input refused before any process starts.
+
+Each test here starts 2 workers through the project's own entry points (the
+``wd_<backend>.distributed`` modules), and checks afterwards, with the launcher's bookkeeping
+and ``os.kill(pid, 0)``, that none is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from parity_tests.conftest import require_backends
+from parity_tests.test_distributed import DATA, EPOCHS, LR, assert_gone
+from wd_core import SyntheticData, reference
+from wd_core.errors import InputError
+from wd_core.history import History
+from wd_core.tolerances import assert_close
+from wd_core.workers import launched_pids, running_workers
+from weight_decay.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num-train", str(DATA["num_train"]), "--num-val", str(DATA["num_val"]),
+        "--num-inputs", str(DATA["num_inputs"]), "--batch-size", str(DATA["batch_size"])]
+#: The issue's bound: a dead worker stops the whole run within this.
+STOP_WITHIN_S = 60
+
+
+def _distributed(backend):
+    """``wd_<name>.distributed`` of ``backend`` (the ``wd_torch``/``wd_jax`` module that
+    ``parity_tests/conftest.py`` parametrizes ``backend`` with, or its name)."""
+    import importlib
+
+    name = backend if isinstance(backend, str) else backend.__name__
+    return importlib.import_module(f"{name if name.startswith('wd_') else 'wd_' + name}"
+                                   f".distributed")
+
+
+def _name(backend) -> str:
+    return backend.__name__.removeprefix("wd_")
+
+
+def test_engines_are_available(backend):
+    """The multi-process tests fail, not skip, without gloo or jax.distributed."""
+    if _name(backend) == "torch":
+        import torch.distributed as dist
+
+        assert dist.is_available() and dist.is_gloo_available()
+    else:
+        import jax
+
+        assert callable(jax.distributed.initialize)
+        assert hasattr(jax.config, "jax_cpu_collectives_implementation")
+
+
+def test_torch_command_line_run_equals_the_reference(tmp_path, capsys):
+    require_backends("torch")
+    out = tmp_path / "run.json"
+    started = len(launched_pids())
+    status = main(["run", "--backend", "torch", "--workers", "2", "--strategy", "zero",
+                   "--accumulation-steps", "2", "--method", "scratch", "--dtype", "float64",
+                   "--lr", str(LR), "--epochs", str(EPOCHS), *TINY, "--out", str(out)])
+    assert status == 0
+    assert_gone(launched_pids()[started:])
+    assert len(launched_pids()) - started == 2
+    history = History.from_json(out)
+    oracle = reference.train(SyntheticData(**DATA), lambd=3.0, lr=LR, max_epochs=EPOCHS)
+    for name in ("w", "b", "train_loss", "val_loss"):
+        assert_close(getattr(history, name), getattr(oracle, name), "float64", name)
+    assert {k: history.config[k] for k in ("workers", "strategy", "accumulation_steps")} == {
+        "workers": 2, "strategy": "zero", "accumulation_steps": 2}
+
+
+def test_jax_train_reports_progress_and_equals_one_process():
+    (wd_jax,) = require_backends("jax")
+    seen = []
+    data = SyntheticData(**DATA)
+    kwargs = {"method": "concise", "lambd": 3.0, "lr": LR, "max_epochs": EPOCHS}
+    started = len(launched_pids())
+    history = _distributed("jax").train(data, workers=2, progress=seen.append, **kwargs)
+    assert_gone(launched_pids()[started:])
+    assert seen == list(range(EPOCHS))
+    single = wd_jax.train(data, **kwargs)
+    for name in ("w", "b", "train_loss", "val_loss"):
+        assert_close(getattr(history, name), getattr(single, name), "float32", name)
+    assert (history.config["workers"], history.config["strategy"]) == (2, "ddp")
+
+
+def test_a_killed_worker_stops_the_command(backend, tmp_path, capsys, monkeypatch):
+    """Worker 1 is killed (SIGKILL) once the run has finished its first chunk of epochs: exit
+    status 4 within 60 s, one line naming worker 1 and the signal, the earlier result file
+    whole, no worker left."""
+    from weight_decay.commands import run as run_command
+
+    out = tmp_path / "run.json"
+    out.write_text("earlier result\n")
+    killed = []
+
+    def kill_worker_1(epoch):
+        if not killed:
+            killed.append(running_workers()[1])
+            os.kill(killed[0], signal.SIGKILL)
+
+    monkeypatch.setattr(run_command, "epoch_callback", lambda bar: kill_worker_1)
+    started = len(launched_pids())
+    begin = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--backend", _name(backend), "--workers", "2", "--epochs", "1000000", *TINY,
+              "--out", str(out)])
+    elapsed = time.monotonic() - begin
+    assert exit_info.value.code == 4
+    assert killed, "the run never reported an epoch"
+    assert elapsed < STOP_WITHIN_S
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "worker 1 of 2" in lines[0] and "SIGKILL" in lines[0], lines
+    assert out.read_text() == "earlier result\n"
+    assert not list(tmp_path.glob(".run.json.*"))
+    assert_gone(launched_pids()[started:])
+    assert running_workers() == {}
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_stops_every_worker(tmp_path):
+    """SIGINT to the command (its workers are in their own process groups, so only the
+    supervisor sees it): exit 130, every worker gone, no result file."""
+    require_backends("jax")
+    out = tmp_path / "run.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
+        "PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "weight_decay", "run", "--backend", "jax", "--workers", "2",
+         "--epochs", "1000000", *TINY, "--out", str(out)], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            workers = _children(proc.pid)
+        assert len(workers) == 2, f"workers not started: {workers}"
+        time.sleep(1.0)
+        begin = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=STOP_WITHIN_S)
+        assert time.monotonic() - begin < STOP_WITHIN_S
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "weight-decay: interrupted"
+    assert not out.exists()
+    assert_gone(workers)
+
+
+BAD = [
+    ({"workers": 0}, "workers must be a positive integer"),
+    ({"workers": 2.0}, "workers must be a positive integer"),
+    ({"strategy": "pipeline"}, "unknown strategy 'pipeline'"),
+    ({"accumulation_steps": 0}, "accumulation_steps must be a positive integer"),
+    ({"accumulation_steps": DATA["batch_size"] + 1}, "larger than a batch"),
+    ({"device": "cuda"}, "needs a GPU for every worker"),
+    ({"device": "cuda:1"}, "names one GPU"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD, ids=[str(c) for c, _ in BAD])
+def test_bad_input_is_refused_before_any_process_starts(backend, change, message):
+    kwargs = {"method": "concise", "lambd": 3.0, "lr": LR, "max_epochs": EPOCHS, "workers": 2,
+              **change}
+    started = len(launched_pids())
+    with pytest.raises(InputError, match=message):
+        _distributed(backend).train(SyntheticData(**DATA), **kwargs)
+    assert len(launched_pids()) == started
+
+
+@pytest.mark.parametrize("strategy", ["zero", "fsdp"])
+def test_a_torch_strategy_is_refused_by_jax(strategy):
+    require_backends("jax")
+    with pytest.raises(InputError, match=f"strategy '{strategy}' does not apply to backend"):
+        _distributed("jax").train(SyntheticData(**DATA), method="concise", lambd=3.0, lr=LR,
+                                  max_epochs=EPOCHS, workers=2, strategy=strategy)
+
+
+@pytest.mark.parametrize("args", [
+    ["--workers", "0"],
+    ["--workers", "2", "--strategy", "pipeline"],
+    ["--workers", "2", "--accumulation-steps", "0"],
+    ["--workers", "2", "--accumulation-steps", "6"],
+    ["--workers", "2", "--device", "cuda"],
+    ["--strategy", "ddp"],
+    ["--accumulation-steps", "2"],
+], ids=" ".join)
+def test_bad_command_lines_exit_2_with_one_line(backend, args, capsys, tmp_path):
+    started = len(launched_pids())
+    status = main(["run", "--backend", _name(backend), *args, *TINY,
+                   "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("weight-decay: error: "), err
+    assert len(launched_pids()) == started
+    assert not (tmp_path / "r.json").exists()

@@ -1,0 +1,351 @@
+"""Data parallel in JAX: ``jax.distributed`` (gloo collectives on CPU), a ``data`` mesh axis
+over every process's devices, proven equal to one process.
+
+Each global step is :func:`wd_jax.train`'s step on the same batch (the rules:
+:mod:`wd_core.shards`). The mesh spans all devices of all processes (``W`` of them: one per
+process on CPU, or several per process with ``--xla_force_host_platform_device_count``, the
+single-process multi-device case, which runs this same code). A chunk of epochs is one
+``jax.jit`` of a ``shard_map`` over the ``data`` axis: device ``r`` takes its
+``numpy.array_split`` shard of each batch in ``K = accumulation_steps`` micro-batches and
+accumulates ``jax.grad`` of ``sum((x w + b - y)**2) / 2 / B`` (``B`` the *global* batch size;
+for ``scratch`` device 0's last micro-batch adds ``lambd * ||w||**2 / 2``) inside the compiled
+step; ``lax.psum`` sums the gradients once per batch, and every device applies the same optax
+chain as :func:`wd_jax.train` (the model's ``configure_optimizers()``) once per batch.
+Parameters and optax state are **replicated** (the strategy ``"ddp"``: DDP's rule); the
+batch is sharded. Per-epoch losses are summed over each device's share of the rows and
+``psum``-ed.
+
+:func:`train` starts and supervises ``workers`` local processes (:mod:`wd_core.workers`), one
+coordinator on a free local port; :func:`train_worker` is one process of a run, the code
+every process runs, whoever started it (this module's ``__main__`` under that supervisor, or
+``weight-decay run --backend jax --workers N --coordinator-address HOST:PORT --process-id I``
+on each machine; ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID`` from
+the environment work too).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from wd_core.driver import drive
+from wd_core.errors import InputError
+from wd_core.optimizers import check_optimizer
+from wd_core.runspec import history_from_epochs, prepare_run
+from wd_core.shards import (
+    DEFAULT_STRATEGY,
+    check_worker_devices,
+    data_parallel_chunk,
+    evaluation_ranges,
+    prepare_data_parallel,
+    sharded_schedule,
+    worker_device,
+)
+from wd_core.workers import (
+    COLLECTIVE_TIMEOUT_S,
+    STARTUP_TIMEOUT_S,
+    Cluster,
+    cluster_from_env,
+    data_from_portable,
+    launch,
+    portable_data,
+    serve,
+    visible_gpu_count,
+)
+from wd_jax.device import jax_device, jax_dtype, numerics
+from wd_jax.models import MODELS, l2_penalty
+
+__all__ = ["train", "train_worker"]
+
+#: The environment variables of a process of a multi-process JAX run.
+CLUSTER_ENV = {"rank": "JAX_PROCESS_ID", "world_size": "JAX_NUM_PROCESSES",
+               "address": "JAX_COORDINATOR_ADDRESS"}
+AXIS = "data"
+REPLICATED = P()
+
+
+def train(
+    data, *, method, lambd, lr, max_epochs, workers, strategy=DEFAULT_STRATEGY,
+    accumulation_steps=1, init=None, dtype="float32", device=None, progress=None,
+    optimizer=None, epoch_params=False,
+):
+    """Train on ``workers`` local processes; return rank 0's :class:`wd_core.History`.
+
+    The arguments are :func:`wd_jax.train`'s, and:
+
+    Args:
+        workers: processes (>= 1), started and supervised here, process 0 the coordinator;
+            with ``device="cuda"`` process ``r`` uses GPU ``r``.
+        strategy: ``"ddp"`` (replicated parameters and optax state; the only one here).
+        accumulation_steps: micro-batches per device and batch, ``1..batch_size``.
+        progress: called here, in the caller's thread, for each epoch process 0 finishes.
+
+    The History equals :func:`wd_jax.train`'s on the same arguments (float64 within 1e-12);
+    its ``config`` adds ``workers``, ``strategy``, ``accumulation_steps`` and ``shards``
+    (devices on the ``data`` axis).
+
+    Raises ``InputError`` before any process starts for bad input, and
+    :class:`wd_core.workers.WorkerError` naming the worker and the cause when one fails.
+    """
+    job = _job(data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs,
+               workers=workers, strategy=strategy, accumulation_steps=accumulation_steps,
+               init=init, dtype=dtype, device=device, progress=progress, optimizer=optimizer,
+               epoch_params=epoch_params)
+    return launch("wd_jax.distributed", job, job["workers"], env_for_rank=cluster_env,
+                  progress=progress)
+
+
+def _job(data, *, progress, **options) -> dict:
+    """Validate everything a worker would (and the GPUs), before a process starts."""
+    spec, dp, optimizer_spec = _prepare(data, progress=progress, **options)
+    # Counted without initializing JAX's GPU backend here (it would take the GPUs' memory).
+    gpus = visible_gpu_count() if spec.device.startswith("cuda") else 0
+    check_worker_devices(spec.device, dp.workers, gpus)
+    return {"data": portable_data(data), "method": spec.method, "lambd": spec.lambd,
+            "lr": spec.lr, "max_epochs": spec.max_epochs, "workers": dp.workers,
+            "strategy": dp.strategy, "accumulation_steps": dp.accumulation_steps,
+            "init": (spec.w0, spec.b0), "dtype": spec.dtype, "device": spec.device,
+            "optimizer": optimizer_spec, "epoch_params": spec.epoch_params}
+
+
+def _prepare(data, *, method, lambd, lr, max_epochs, workers, strategy, accumulation_steps,
+             init, dtype, device, progress, optimizer, epoch_params):
+    spec = prepare_run(data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs,
+                       init=init, dtype=dtype, device=device, progress=progress,
+                       epoch_params=epoch_params)
+    dp = prepare_data_parallel(data, backend="jax", workers=workers, strategy=strategy,
+                               accumulation_steps=accumulation_steps)
+    return spec, dp, check_optimizer(optimizer)
+
+
+def cluster_env(cluster: Cluster) -> dict:
+    """The environment variables of the process ``cluster`` describes."""
+    return {"JAX_COORDINATOR_ADDRESS": cluster.address,
+            "JAX_NUM_PROCESSES": str(cluster.world_size),
+            "JAX_PROCESS_ID": str(cluster.rank), "LOCAL_RANK": str(cluster.rank)}
+
+
+def train_worker(
+    data, *, method, lambd, lr, max_epochs, workers, strategy=DEFAULT_STRATEGY,
+    accumulation_steps=1, init=None, dtype="float32", device=None, progress=None,
+    optimizer=None, epoch_params=False, cluster=None,
+):
+    """Run this process as one process of a data-parallel run; process 0 returns the
+    History, the others None.
+
+    The arguments are :func:`train`'s; every process passes the same ones. ``cluster``: a
+    :class:`wd_core.workers.Cluster` (the coordinator's address, the process count and this
+    process's id), or None for the environment variables of :data:`CLUSTER_ENV` (or, when
+    they are unset, one process on all its local devices). A multi-process run calls
+    ``jax.distributed.initialize`` (gloo CPU collectives; timeouts from
+    :mod:`wd_core.workers`) unless it was called already; JAX allows that once per process,
+    before any other JAX computation, so call this first, and the runtime stays up for later
+    runs. ``progress`` is called on process 0 only.
+    """
+    spec, dp, optimizer_spec = _prepare(
+        data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, workers=workers,
+        strategy=strategy, accumulation_steps=accumulation_steps, init=init, dtype=dtype,
+        device=device, progress=progress, optimizer=optimizer, epoch_params=epoch_params)
+    _join(cluster, spec.device)
+    if jax.process_count() != dp.workers:
+        raise InputError(f"workers={dp.workers} but JAX runs {jax.process_count()} processes")
+    local = worker_device(spec.device, int(os.environ.get("LOCAL_RANK", jax.process_index())))
+    platform = jax_device(local).platform  # DeviceUnavailableError without the GPU
+    devices = jax.devices(platform)
+    per_epoch = run_sharded(spec, dp, optimizer_spec, devices,
+                            progress if jax.process_index() == 0 else None)
+    if jax.process_index() != 0:
+        return None
+    history = history_from_epochs(spec, "jax", *per_epoch)
+    history.config.update(dp.config(), shards=len(devices))
+    if optimizer_spec is not None:
+        history.config["optimizer"] = optimizer_spec.to_config()
+    return history
+
+
+def _join(cluster, device: str) -> None:
+    """``jax.distributed.initialize`` for a multi-process ``cluster`` (or the environment's),
+    unless JAX's distributed runtime is up already."""
+    if jax.distributed.is_initialized():
+        return
+    if cluster is None:
+        cluster = cluster_from_env(CLUSTER_ENV)
+    if cluster is None or cluster.world_size == 1:
+        return
+    kwargs = {}
+    if device.startswith("cuda"):
+        kwargs["local_device_ids"] = [int(os.environ.get("LOCAL_RANK", cluster.rank))]
+    else:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        cluster.address, cluster.world_size, cluster.rank,
+        initialization_timeout=STARTUP_TIMEOUT_S,
+        heartbeat_timeout_seconds=COLLECTIVE_TIMEOUT_S,
+        shutdown_timeout_seconds=COLLECTIVE_TIMEOUT_S, **kwargs)
+
+
+def data_mesh(devices) -> jax.sharding.Mesh:
+    """A 1-D mesh with axis ``"data"`` over ``devices`` (every process's, in global order).
+    JAX 0.10's ``make_mesh`` defaults to explicit axes; this one is ``Auto`` (the chunk is a
+    ``shard_map`` that says where each collective is)."""
+    return jax.make_mesh((len(devices),), (AXIS,), axis_types=(AxisType.Auto,),
+                         devices=devices)
+
+
+def global_array(array: np.ndarray, mesh, spec: P) -> jax.Array:
+    """A global array of ``array`` (the same numpy values in every process) laid out on
+    ``mesh`` by ``spec``; each process supplies its own devices' pieces."""
+    return jax.make_array_from_callback(array.shape, NamedSharding(mesh, spec),
+                                        lambda index: array[index])
+
+
+def run_sharded(spec, dp, optimizer, devices, progress) -> list:
+    """Drive the sharded chunks of the run ``spec`` over ``devices`` through
+    :func:`wd_core.driver.drive`; return its per-epoch numpy outputs (epochs first)."""
+    data = spec.data
+    mesh = data_mesh(devices)
+    W, K = len(devices), dp.accumulation_steps
+    static = {"method": spec.method, "optimizer": optimizer, "mesh": mesh}
+    with numerics(spec.dtype):
+        dtype = jax_dtype(spec.dtype)
+        as_dtype = np.dtype(dtype)
+
+        def put(array, pspec=REPLICATED):
+            array = np.asarray(array)
+            if array.dtype.kind == "f" or array.ndim == 0:
+                array = array.astype(as_dtype)
+            elif array.dtype.kind == "i":
+                array = array.astype(np.int32)
+            return global_array(array, mesh, pspec)
+
+        arrays = tuple(put(a) for a in (data.X_train, data.y_train, data.X_val, data.y_val))
+        evals = tuple(put(evaluation_ranges(n, W), P(AXIS))
+                      for n in (data.num_train, data.num_val))
+        layout = sharded_schedule(data, 0, 1, W, K)
+        masks = put(layout.mask, P(None, AXIS))
+        sizes = put(layout.sizes.astype(np.float64))
+        lambd, lr = put(np.float64(spec.lambd)), put(np.float64(spec.lr))
+        params = {"w": put(spec.w0), "b": put(spec.b0)}
+        carry = start_state(params, lambd, lr, method=spec.method, optimizer=optimizer)
+
+    def run_epochs(carry, first, count):
+        schedule = sharded_schedule(data, first, count, W, K)
+        with numerics(spec.dtype):
+            index = put(schedule.index, P(None, None, AXIS))
+            carry, outputs = run_sharded_chunk(carry, arrays, evals, index, masks, sizes,
+                                               lambd, lr, **static)
+        return carry, [np.asarray(a.addressable_data(0)) for a in outputs]
+
+    return drive(run_epochs, carry, max_epochs=spec.max_epochs, progress=progress,
+                 chunk=data_parallel_chunk(data, spec.max_epochs),
+                 epoch_params=spec.epoch_params)
+
+
+def _transform(method, optimizer, num_inputs, dtype, lambd, lr):
+    model = MODELS[method](num_inputs, lambd=lambd, lr=lr, dtype=dtype, optimizer=optimizer)
+    return model, model.configure_optimizers()
+
+
+@functools.partial(jax.jit, static_argnames=("method", "optimizer"))
+def start_state(params, lambd, lr, *, method, optimizer=None):
+    """``(params, opt_state)`` of the first chunk, replicated like ``params``."""
+    d, dtype = params["w"].shape[0], params["w"].dtype.name
+    return params, _transform(method, optimizer, d, dtype, lambd, lr)[1].init(params)
+
+
+@functools.partial(jax.jit, static_argnames=("method", "optimizer", "mesh"))
+def run_sharded_chunk(carry, arrays, evals, index, masks, sizes, lambd, lr, *, method,
+                      optimizer, mesh):
+    """A chunk of E epochs of T steps, sharded over the mesh's ``data`` axis (``W`` devices).
+
+    Args:
+        carry: ``(params, opt_state)``, replicated.
+        arrays: ``(X (n, d), y (n, 1), X_val, y_val)``, replicated.
+        evals: ``(train ranges, val ranges)`` (W, 2): each device's ``[start, stop)`` rows for
+            the per-epoch loss sums (:func:`wd_core.shards.evaluation_ranges`).
+        index: (E, T, W, K, m) row indices of every micro-batch, sharded on W; masks
+            (T, W, K, m) its real rows, sharded on W; sizes (T,) the rows of each batch
+            (:func:`wd_core.shards.sharded_schedule`), replicated.
+        lambd, lr: replicated scalars (traced).
+
+    Returns ``(carry, (w (E, d, 1), b (E, 1), train_loss (E,), val_loss (E,)))``, replicated.
+    """
+    X = arrays[0]
+    d, dtype = X.shape[1], X.dtype.name
+    specs = (P(), P(), P(AXIS), P(None, None, AXIS), P(None, AXIS), P(), P(), P())
+
+    def body(carry, arrays, evals, index, masks, sizes, lambd, lr):
+        X, y, X_val, y_val = arrays
+        model, transform = _transform(method, optimizer, d, dtype, lambd, lr)
+        on_first_device = jax.lax.axis_index(AXIS) == 0
+
+        def micro_loss(params, rows, valid, size, penalty):
+            residual = model.forward(params, X[rows]) - y[rows]
+            loss = jnp.sum(jnp.where(valid[:, None], residual**2, 0)) / (2 * size)
+            if method == "scratch":  # the penalty, once per global step
+                loss = loss + jnp.where(penalty, model.lambd * l2_penalty(params["w"]), 0)
+            return loss
+
+        grad = jax.grad(micro_loss)
+
+        def step(carry, batch):
+            """One global step on this device's micro-batches (K, m) of one batch."""
+            (params, opt_state), (rows, valid, size) = carry, batch
+            K = rows.shape[1]
+            # This device's copy: jax.grad then gives this device's gradient alone (of the
+            # replicated params it would be psum-ed already, once per micro-batch).
+            local = jax.lax.pcast(params, AXIS, to="varying")
+            zeros = jax.tree.map(jnp.zeros_like, local)
+
+            def accumulate(grads, micro):
+                k, micro_rows, micro_valid = micro
+                g = grad(local, micro_rows, micro_valid, size, on_first_device & (k == K - 1))
+                return jax.tree.map(jnp.add, grads, g), None
+
+            grads, _ = jax.lax.scan(accumulate, zeros, (jnp.arange(K), rows[0], valid[0]))
+            grads = jax.lax.psum(grads, AXIS)  # the batch-mean gradient, on every device
+            updates, opt_state = transform.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        def loss_sum(params, X, y, rows):
+            """Squared residuals summed over this device's rows ``[start, stop)``: a window
+            of ``ceil(n / W)`` rows (a slice, which XLA fuses into the product), masked."""
+            n, window = X.shape[0], -(-X.shape[0] // mesh.size)
+            start, stop = rows[0, 0], rows[0, 1]
+            first = jnp.minimum(start, n - window)  # where dynamic_slice puts the window
+            residual = (model.forward(params, jax.lax.dynamic_slice_in_dim(X, first, window))
+                        - jax.lax.dynamic_slice_in_dim(y, first, window))
+            row = first + jnp.arange(window)
+            return jnp.sum(jnp.where(((row >= start) & (row < stop))[:, None], residual**2, 0))
+
+        def epoch(carry, epoch_index):
+            carry, _ = jax.lax.scan(step, carry, (epoch_index, masks, sizes.astype(X.dtype)))
+            params = carry[0]
+            sums = jax.lax.psum(jnp.stack([loss_sum(params, X, y, evals[0]),
+                                           loss_sum(params, X_val, y_val, evals[1])]), AXIS)
+            return carry, (params["w"], params["b"], sums[0] / X.shape[0] / 2,
+                           sums[1] / X_val.shape[0] / 2)
+
+        return jax.lax.scan(epoch, carry, index)
+
+    sharded = jax.shard_map(body, mesh=mesh, in_specs=specs, out_specs=P())
+    return sharded(carry, arrays, evals, index, masks, sizes, lambd, lr)
+
+
+def _serve(job, progress):
+    job = dict(job, data=data_from_portable(job["data"]))
+    history = train_worker(**job, progress=progress)
+    if jax.distributed.is_initialized():
+        jax.distributed.shutdown()  # every process: the coordinator goes last
+    return history
+
+
+if __name__ == "__main__":
+    serve(_serve)

@@ -1,0 +1,140 @@
+"""``weight-decay run --workers N``: the data-parallel options and the run.
+
+``--workers N`` starts and supervises N local worker processes (``wd_torch.distributed`` or
+``wd_jax.distributed``). The same command is also one worker of a run on several machines,
+started by the engine's own launcher, and then runs this process only:
+
+* torch: ``torchrun --nnodes 2 --nproc-per-node 1 --node-rank R --rdzv-endpoint HOST:29500
+  -m weight_decay run --backend torch --workers 2 ...`` (torchrun's ``RANK``,
+  ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT`` are read from the environment);
+* JAX: ``weight-decay run --backend jax --workers 2 --coordinator-address HOST:PORT
+  --process-id I ...`` on each machine (or ``JAX_COORDINATOR_ADDRESS`` and
+  ``JAX_PROCESS_ID`` in the environment).
+
+Worker 0 returns the History (and writes ``--out``); another worker prints one line and exits
+0. A failed worker ends the command with one line on stderr and exit status 4
+(:data:`wd_core.workers.EXIT_WORKER_FAILED`); no result file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import os
+import sys
+
+from wd_core.errors import InputError
+from wd_core.shards import DEFAULT_STRATEGY, STRATEGIES
+from wd_core.workers import EXIT_WORKER_FAILED, Cluster, WorkerError
+from weight_decay.commands.options import nonnegative_int, positive_int, training_options
+
+#: torchrun sets these in every worker it starts.
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def add_data_parallel_options(parser: argparse.ArgumentParser) -> None:
+    """``--workers``, ``--strategy``, ``--accumulation-steps`` and, for a JAX run on several
+    machines, ``--coordinator-address`` and ``--process-id``."""
+    group = parser.add_argument_group(
+        "data parallel", "train on N worker processes; each batch is split over them and every "
+        "step equals the one-process step (docs/data_parallel.md)")
+    group.add_argument("--workers", type=positive_int, default=None,
+                       help="worker processes; started here unless torchrun or the JAX flags "
+                            "below started this one")
+    group.add_argument("--strategy", default=None,
+                       help=f"{', '.join(STRATEGIES)} (torch), ddp (jax); default "
+                            f"{DEFAULT_STRATEGY}")
+    group.add_argument("--accumulation-steps", type=positive_int, default=None,
+                       help="micro-batches per worker and batch, one optimizer step per batch "
+                            "(default 1)")
+    group.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                       help="jax, several machines: process 0's coordinator")
+    group.add_argument("--process-id", type=nonnegative_int, default=None,
+                       help="jax, several machines: this process's id (0 .. workers-1)")
+
+
+def data_parallel_requested(args) -> bool:
+    """True when any data-parallel option was given (``--workers`` is then required)."""
+    return any(getattr(args, name) is not None for name in (
+        "workers", "strategy", "accumulation_steps", "coordinator_address", "process_id"))
+
+
+def train_data_parallel(args, data, optimizer, progress):
+    """The History of the data-parallel run ``args`` describe (worker 0's).
+
+    Raises ``InputError`` for bad options (before any process starts); on a worker that is
+    not worker 0 of a multi-machine run, prints one line and exits 0; when a worker fails,
+    prints one line naming it and the cause and exits with status 4.
+    """
+    if args.workers is None:
+        raise InputError("--strategy, --accumulation-steps, --coordinator-address and "
+                         "--process-id need --workers N")
+    module = importlib.import_module(f"wd_{args.backend}.distributed")
+    options = {**_training_options(args, module), "lambd": args.lambd,
+               "workers": args.workers, "strategy": args.strategy or DEFAULT_STRATEGY,
+               "accumulation_steps": args.accumulation_steps or 1, "optimizer": optimizer,
+               "progress": progress}
+    external, cluster = _started_outside(args)
+    try:
+        if not external:
+            return module.train(data, **options)
+        history = module.train_worker(data, cluster=cluster, **options)
+    except WorkerError as err:
+        print(f"weight-decay: error: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_WORKER_FAILED) from None
+    if history is None:
+        print(f"weight-decay: this worker of {args.workers} is done; worker 0 has the result"
+              + (f" ({args.out})" if args.out else ""))
+        raise SystemExit(0)
+    return history
+
+
+def _training_options(args, module) -> dict:
+    """:func:`~weight_decay.commands.options.training_options` that the data-parallel
+    ``train`` takes; ``InputError`` for one it does not take that was given a value other than
+    the single-process ``train()``'s default (e.g. another implementation)."""
+    accepted = inspect.signature(module.train).parameters
+    single = inspect.signature(importlib.import_module(f"wd_{args.backend}").train).parameters
+    options = {}
+    for name, value in training_options(args).items():
+        if name in accepted:
+            options[name] = value
+        elif name in single and value != single[name].default:
+            raise InputError(f"--{name.replace('_', '-')} {value} does not apply to a "
+                             f"data-parallel run (--workers)")
+    return options
+
+
+def _started_outside(args) -> tuple[bool, Cluster | None]:
+    """Whether the engine's launcher (or the user, on each machine) started this process as
+    one worker, and the cluster it named (None: the backend reads the environment)."""
+    jax_flags = args.coordinator_address is not None or args.process_id is not None
+    if args.backend == "torch":
+        if jax_flags:
+            raise InputError("--coordinator-address and --process-id are for --backend jax; "
+                             "start torch workers on several machines with torchrun")
+        return all(name in os.environ for name in TORCHRUN_ENV), None
+    if not jax_flags:
+        return "JAX_COORDINATOR_ADDRESS" in os.environ and "JAX_PROCESS_ID" in os.environ, None
+    address = args.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    process_id = args.process_id
+    if process_id is None and "JAX_PROCESS_ID" in os.environ:
+        process_id = positive_or_zero(os.environ["JAX_PROCESS_ID"], "JAX_PROCESS_ID")
+    if address is None or process_id is None:
+        raise InputError("a JAX process of a run on several machines needs both "
+                         "--coordinator-address HOST:PORT and --process-id I")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--coordinator-address {address!r} is not HOST:PORT")
+    if process_id >= args.workers:
+        raise InputError(f"--process-id {process_id} is not below --workers {args.workers}")
+    return True, Cluster(process_id, args.workers, host, int(port))
+
+
+def positive_or_zero(text: str, name: str) -> int:
+    """``text`` as an integer >= 0; ``InputError`` naming ``name`` otherwise."""
+    try:
+        return nonnegative_int(text)
+    except argparse.ArgumentTypeError as err:
+        raise InputError(f"{name}: {err}") from None
