@@ -27,7 +27,9 @@ import numpy as np
 
 from wd_core.driver import chunk_epochs
 from wd_core.errors import DeviceUnavailableError, InputError
+from wd_core.runspec import prepare_run
 from wd_core.validation import POSITIVE_INT, check_number
+from wd_core.workers import portable_data
 
 #: Every strategy name the project knows, and the ones each backend runs.
 STRATEGIES = ("ddp", "zero", "fsdp")
@@ -169,6 +171,27 @@ def prepare_data_parallel(data, *, backend: str, workers, strategy,
                          f"(batch_size={data.batch_size}); accepted: 1 <= accumulation_steps "
                          f"<= batch_size")
     return DataParallelSpec(workers, strategy, steps)
+
+
+def prepare_parallel_run(data, *, backend: str, workers, strategy, accumulation_steps,
+                         **run_options):
+    """Validate a data-parallel run: ``(RunSpec, DataParallelSpec)``. ``run_options`` are
+    :func:`wd_core.runspec.prepare_run`'s (method, lambd, lr, max_epochs, init, dtype,
+    device, progress, optimizer, epoch_params); ``InputError`` naming a bad value."""
+    spec = prepare_run(data, **run_options)
+    dp = prepare_data_parallel(data, backend=backend, workers=workers, strategy=strategy,
+                               accumulation_steps=accumulation_steps)
+    return spec, dp
+
+
+def worker_job(spec, dp: DataParallelSpec) -> dict:
+    """The arguments every worker is started with (picklable): the validated run and the
+    data-parallel options, the data as :func:`wd_core.workers.portable_data`."""
+    return {"data": portable_data(spec.data), "method": spec.method, "lambd": spec.lambd,
+            "lr": spec.lr, "max_epochs": spec.max_epochs, "workers": dp.workers,
+            "strategy": dp.strategy, "accumulation_steps": dp.accumulation_steps,
+            "init": (spec.w0, spec.b0), "dtype": spec.dtype, "device": spec.device,
+            "optimizer": spec.optimizer, "epoch_params": spec.epoch_params}
 
 
 def check_worker_devices(device: str, workers: int, gpus: int) -> None:

@@ -37,16 +37,16 @@ from jax.sharding import PartitionSpec as P
 
 from wd_core.driver import drive
 from wd_core.errors import InputError
-from wd_core.optimizers import check_optimizer
-from wd_core.runspec import history_from_epochs, prepare_run
+from wd_core.runspec import history_from_epochs
 from wd_core.shards import (
     DEFAULT_STRATEGY,
     check_worker_devices,
     data_parallel_chunk,
     evaluation_ranges,
-    prepare_data_parallel,
+    prepare_parallel_run,
     sharded_schedule,
     worker_device,
+    worker_job,
 )
 from wd_core.workers import (
     COLLECTIVE_TIMEOUT_S,
@@ -55,7 +55,6 @@ from wd_core.workers import (
     cluster_from_env,
     data_from_portable,
     launch,
-    portable_data,
     serve,
     visible_gpu_count,
 )
@@ -102,27 +101,17 @@ def train(
                   progress=progress)
 
 
-def _job(data, *, progress, **options) -> dict:
+def _job(data, **options) -> dict:
     """Validate everything a worker would (and the GPUs), before a process starts."""
-    spec, dp, optimizer_spec = _prepare(data, progress=progress, **options)
+    spec, dp = _prepare(data, **options)
     # Counted without initializing JAX's GPU backend here (it would take the GPUs' memory).
     gpus = visible_gpu_count() if spec.device.startswith("cuda") else 0
     check_worker_devices(spec.device, dp.workers, gpus)
-    return {"data": portable_data(data), "method": spec.method, "lambd": spec.lambd,
-            "lr": spec.lr, "max_epochs": spec.max_epochs, "workers": dp.workers,
-            "strategy": dp.strategy, "accumulation_steps": dp.accumulation_steps,
-            "init": (spec.w0, spec.b0), "dtype": spec.dtype, "device": spec.device,
-            "optimizer": optimizer_spec, "epoch_params": spec.epoch_params}
+    return worker_job(spec, dp)
 
 
-def _prepare(data, *, method, lambd, lr, max_epochs, workers, strategy, accumulation_steps,
-             init, dtype, device, progress, optimizer, epoch_params):
-    spec = prepare_run(data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs,
-                       init=init, dtype=dtype, device=device, progress=progress,
-                       epoch_params=epoch_params)
-    dp = prepare_data_parallel(data, backend="jax", workers=workers, strategy=strategy,
-                               accumulation_steps=accumulation_steps)
-    return spec, dp, check_optimizer(optimizer)
+def _prepare(data, **options):
+    return prepare_parallel_run(data, backend="jax", **options)
 
 
 def cluster_env(cluster: Cluster) -> dict:
@@ -149,7 +138,7 @@ def train_worker(
     before any other JAX computation, so call this first, and the runtime stays up for later
     runs. ``progress`` is called on process 0 only.
     """
-    spec, dp, optimizer_spec = _prepare(
+    spec, dp = _prepare(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, workers=workers,
         strategy=strategy, accumulation_steps=accumulation_steps, init=init, dtype=dtype,
         device=device, progress=progress, optimizer=optimizer, epoch_params=epoch_params)
@@ -159,14 +148,12 @@ def train_worker(
     local = worker_device(spec.device, int(os.environ.get("LOCAL_RANK", jax.process_index())))
     platform = jax_device(local).platform  # DeviceUnavailableError without the GPU
     devices = jax.devices(platform)
-    per_epoch = run_sharded(spec, dp, optimizer_spec, devices,
+    per_epoch = run_sharded(spec, dp, spec.optimizer, devices,
                             progress if jax.process_index() == 0 else None)
     if jax.process_index() != 0:
         return None
     history = history_from_epochs(spec, "jax", *per_epoch)
     history.config.update(dp.config(), shards=len(devices))
-    if optimizer_spec is not None:
-        history.config["optimizer"] = optimizer_spec.to_config()
     return history
 
 

@@ -41,15 +41,15 @@ from torch import nn
 
 from wd_core.driver import drive
 from wd_core.errors import InputError
-from wd_core.optimizers import check_optimizer
-from wd_core.runspec import history_from_epochs, prepare_run
+from wd_core.runspec import history_from_epochs
 from wd_core.shards import (
     DEFAULT_STRATEGY,
     check_worker_devices,
     data_parallel_chunk,
     evaluation_ranges,
-    prepare_data_parallel,
+    prepare_parallel_run,
     worker_device,
+    worker_job,
     worker_micro_batches,
 )
 from wd_core.workers import (
@@ -59,7 +59,6 @@ from wd_core.workers import (
     data_from_portable,
     free_port,
     launch,
-    portable_data,
     serve,
 )
 from wd_torch.device import arrays_on_device, torch_device
@@ -105,26 +104,16 @@ def train(
                   progress=progress)
 
 
-def _job(data, *, progress, **options) -> dict:
+def _job(data, **options) -> dict:
     """Validate everything a worker would (and the GPUs), before a process starts."""
-    spec, dp, optimizer_spec = _prepare(data, progress=progress, **options)
+    spec, dp = _prepare(data, **options)
     gpus = torch.cuda.device_count() if spec.device.startswith("cuda") else 0
     check_worker_devices(spec.device, dp.workers, gpus)
-    return {"data": portable_data(data), "method": spec.method, "lambd": spec.lambd,
-            "lr": spec.lr, "max_epochs": spec.max_epochs, "workers": dp.workers,
-            "strategy": dp.strategy, "accumulation_steps": dp.accumulation_steps,
-            "init": (spec.w0, spec.b0), "dtype": spec.dtype, "device": spec.device,
-            "optimizer": optimizer_spec, "epoch_params": spec.epoch_params}
+    return worker_job(spec, dp)
 
 
-def _prepare(data, *, method, lambd, lr, max_epochs, workers, strategy, accumulation_steps,
-             init, dtype, device, progress, optimizer, epoch_params):
-    spec = prepare_run(data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs,
-                       init=init, dtype=dtype, device=device, progress=progress,
-                       epoch_params=epoch_params)
-    dp = prepare_data_parallel(data, backend="torch", workers=workers, strategy=strategy,
-                               accumulation_steps=accumulation_steps)
-    return spec, dp, check_optimizer(optimizer)
+def _prepare(data, **options):
+    return prepare_parallel_run(data, backend="torch", **options)
 
 
 def cluster_env(cluster: Cluster) -> dict:
@@ -150,7 +139,7 @@ def train_worker(
     ``workers``), as JAX's runtime does. ``progress`` is called on rank 0 only, after each
     epoch, by :func:`wd_core.driver.drive`.
     """
-    spec, dp, optimizer_spec = _prepare(
+    spec, dp = _prepare(
         data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, workers=workers,
         strategy=strategy, accumulation_steps=accumulation_steps, init=init, dtype=dtype,
         device=device, progress=progress, optimizer=optimizer, epoch_params=epoch_params)
@@ -160,13 +149,11 @@ def train_worker(
         raise InputError(f"workers={dp.workers} but the process group has {world} processes")
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     dev = torch_device(worker_device(spec.device, local_rank))
-    per_epoch = _run(spec, dp, optimizer_spec, dev, progress if rank == 0 else None)
+    per_epoch = _run(spec, dp, dev, progress if rank == 0 else None)
     if rank != 0:
         return None
     history = history_from_epochs(spec, "torch", *per_epoch)
     history.config.update(dp.config(), shards=dp.workers)
-    if optimizer_spec is not None:
-        history.config["optimizer"] = optimizer_spec.to_config()
     return history
 
 
@@ -278,13 +265,13 @@ class _Sharded:
 ENGINES = {"ddp": _Replicated, "zero": _Zero, "fsdp": _Sharded}
 
 
-def _run(spec, dp, optimizer_spec, dev, progress) -> list:
+def _run(spec, dp, dev, progress) -> list:
     """Every epoch of this worker through :func:`wd_core.driver.drive`."""
     data = spec.data
     rank, world, K = dist.get_rank(), dist.get_world_size(), dp.accumulation_steps
     X, y, X_val, y_val = arrays_on_device(data, spec.dtype, dev)
     model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr, dtype=spec.dtype,
-                                optimizer=optimizer_spec)
+                                optimizer=spec.optimizer)
     model.set_w_b(spec.w0, spec.b0)
     model.to(dev)
     engine = ENGINES[dp.strategy](ShardLoss(model), dev, world)
