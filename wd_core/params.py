@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from wd_core.data import STREAM_INIT, rng_for
@@ -18,14 +20,24 @@ def init_params(num_inputs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     return w, np.zeros(1)
 
 
+@functools.lru_cache(maxsize=8)
+def _shared_init(num_inputs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`init_params`, drawn once per (num_inputs, seed) and read-only: what a run starts
+    from when it is given no ``init`` (nothing downstream writes to it)."""
+    w, b = init_params(num_inputs, seed)
+    w.flags.writeable = b.flags.writeable = False
+    return w, b
+
+
 def resolve_init(num_inputs: int, seed: int, init) -> tuple[np.ndarray, np.ndarray]:
-    """The run's initial ``(w, b)`` as float64 copies: ``init_params`` when ``init`` is None.
+    """The run's initial ``(w, b)``, float64: ``init_params`` (shared, read-only) when ``init``
+    is None, else copies of ``init``.
 
     Raises ``InputError`` unless ``init`` is a pair of finite arrays of shapes
     (num_inputs, 1) and (1,).
     """
     if init is None:
-        return init_params(num_inputs, seed)
+        return _shared_init(num_inputs, seed)
     try:
         w, b = init
     except (TypeError, ValueError):

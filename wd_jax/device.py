@@ -52,27 +52,34 @@ def numerics(dtype: str):
             yield
 
 
-def to_device(array, dtype, device) -> jax.Array:
-    """The numpy ``array`` (any shape, or a scalar) as ``dtype`` (a numpy or JAX dtype) on
-    ``device``. Inside :func:`numerics` for float64."""
-    return jax.device_put(np.asarray(array, dtype=dtype), device)
+def to_device(arrays, dtype, device):
+    """The numpy array (any shape, or a scalar) as ``dtype`` (a numpy or JAX dtype) on
+    ``device``; a tuple of them in one transfer. Inside :func:`numerics` for float64."""
+    if isinstance(arrays, tuple):
+        return jax.device_put(tuple(np.asarray(a, dtype=dtype) for a in arrays), device)
+    return jax.device_put(np.asarray(arrays, dtype=dtype), device)
 
 
 def arrays_on_device(data, dtype: str, device) -> tuple:
     """``(X_train (n, d), y_train (n, 1), X_val, y_val)`` of a :class:`wd_core.SyntheticData`
     in ``dtype`` on ``device``, moved once per data, dtype and device
     (:meth:`wd_core.SyntheticData.derived`). Inside :func:`numerics` for float64."""
-    as_type = jax_dtype(dtype)
-    return data.derived(("jax", dtype, device), lambda: tuple(
-        to_device(a, as_type, device) for a in (data.X_train, data.y_train, data.X_val,
-                                                data.y_val)))
+    return data.derived(("jax", dtype, device), lambda: to_device(
+        (data.X_train, data.y_train, data.X_val, data.y_val), jax_dtype(dtype), device))
 
 
 def schedule_on_device(data, num_epochs: int, device, first_epoch: int = 0) -> tuple:
     """``SyntheticData.batch_schedule(num_epochs, first_epoch)`` (``full`` (E, S, B),
-    ``last`` (E, r)) as int32 row indices on ``device``."""
-    return tuple(to_device(a, np.int32, device)
-                 for a in data.batch_schedule(num_epochs, first_epoch))
+    ``last`` (E, r)) as int32 row indices on ``device``. The first window of a run (from
+    epoch 0: all of a run of one chunk) is kept with the data (``SyntheticData.derived``), so a
+    repeated run moves nothing; later windows are moved when asked for."""
+
+    def move():
+        return to_device(data.batch_schedule(num_epochs, first_epoch), np.int32, device)
+
+    if first_epoch:
+        return move()
+    return data.derived(("jax schedule", num_epochs, device), move)
 
 
 def block(tree):
