@@ -128,15 +128,17 @@ def fused_sgd_step(w, b, X, y, *, lambd, lr, dtype="float32", device=None, block
 def fused_step_function(X, y, lambd, lr, block_rows):
     """The fused step as a step of :func:`wd_jax.training.epoch_function`, to trace:
     ``step((params, state), rows) -> ((params', state), loss)`` on the batch ``rows`` of
-    ``X`` (n, d), ``y`` (n, 1), with ``params = {"w": (d, 1), "b": (1,)}``; ``loss`` is the
+    ``X`` (n, d), ``y`` (n, 1) (``rows`` None: every row, in order, no gather), with
+    ``params = {"w": (d, 1), "b": (1,)}``; ``loss`` is the
     batch's data loss ``mean(r**2) / 2`` at ``params`` (before the step), a by-product of its
     residual; ``block_rows`` (static) as in :func:`fused_step`."""
 
     def step(carry, rows):
         params, state = carry
         w, b = params["w"], params["b"]
+        n = X.shape[0] if rows is None else rows.shape[0]
         sums = _gradient_sums(w, b, X, y, rows, block_rows)
-        w, b = _apply(w, b, sums, rows.shape[0], lambd, lr)
-        return ({"w": w, "b": b}, state), sums[2] / (2 * rows.shape[0])
+        w, b = _apply(w, b, sums, n, lambd, lr)
+        return ({"w": w, "b": b}, state), sums[2] / (2 * n)
 
     return step

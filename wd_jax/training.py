@@ -144,15 +144,18 @@ def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, l
 def _full_batch_fused_chunk(carry, arrays, full, lambd, lr, lanes, block_rows):
     """:func:`run_chunk` of the fused step when every epoch is one batch of all training rows.
 
-    Then the step of epoch e + 1 computes the residual of every training row at the
-    parameters after epoch e: its batch loss is the training loss after epoch e, and only the
-    chunk's last epoch needs a pass over ``X`` of its own to evaluate (one read of ``X`` per
-    epoch instead of two).
+    The batch's gradient is a sum over its rows, so the step walks ``X`` in its own order
+    instead of gathering the epoch's (the same sums up to the order of their terms). And the
+    step of epoch e + 1 computes the residual of every training row at the parameters after
+    epoch e: its batch loss is the training loss after epoch e, and only the chunk's last
+    epoch needs a pass over ``X`` of its own to evaluate (one read of ``X`` per epoch instead
+    of a gather and two reads).
     """
     X, y, X_val, y_val = arrays
 
     def one_epoch(carry, lambd, rows):
-        carry, loss_before = fused_step_function(X, y, lambd, lr, block_rows)(carry, rows[0])
+        del rows  # every row, in X's order
+        carry, loss_before = fused_step_function(X, y, lambd, lr, block_rows)(carry, None)
         params = jax.lax.optimization_barrier(carry[0])
         val = squared_loss(forward(params, X_val), y_val)
         return carry, (params["w"], params["b"], loss_before, val)

@@ -158,18 +158,20 @@ def fused_epochs(data, X, y, w, b, decay, lr, evaluate):
     Unblocked, each epoch's rows are gathered once into an epoch buffer whose batch slices
     are fixed views; blocked (:func:`auto_block_rows`, large CPU batches), each row block is
     gathered into a small buffer as it is used. With one batch of all training rows per
-    epoch, the step of epoch e + 1 computes the residual at the parameters after epoch e:
-    epoch e is evaluated from it, and only a chunk's last epoch by a pass of its own.
+    epoch, the step walks ``X`` in its own order (the batch's sums do not depend on the order
+    but for rounding), and the step of epoch e + 1 computes the residual at the parameters
+    after epoch e: epoch e is evaluated from it, and only a chunk's last epoch by a pass of
+    its own.
     """
     B, n = data.batch_size, data.num_train
     block_rows = auto_block_rows(B, data.num_inputs, X.element_size(), X.device.type)
     starts = range(0, n, B)
     scales = [lr / min(B, n - lo) for lo in starts]
     full_batch = B == n
-    if block_rows is None:
+    if block_rows is None and not full_batch:
         X_epoch, y_epoch = torch.empty_like(X), torch.empty_like(y)
         views = [(X_epoch[lo:lo + B], y_epoch[lo:lo + B]) for lo in starts]
-    else:
+    if block_rows is not None:
         buffers = _buffers(block_rows, B, X, w.shape[1])
 
     def step(batch, scale, before_update=None):
@@ -196,7 +198,9 @@ def fused_epochs(data, X, y, w, b, decay, lr, evaluate):
 
         with torch.no_grad():
             for i, order in enumerate(orders):
-                if block_rows is None:
+                if full_batch:  # a sum over all rows: X in its own order, no gather
+                    batches = [(X, y)] if block_rows is None else [None]
+                elif block_rows is None:
                     torch.index_select(X, 0, order, out=X_epoch)
                     torch.index_select(y, 0, order, out=y_epoch)
                     batches = views
