@@ -10,9 +10,15 @@ from wd_core.errors import DeviceUnavailableError, InputError, PathError, run_co
 from wd_core.validation import POSITIVE_INT, number_from_text
 
 from . import machine
-from .report import format_summary, format_table, format_targets, write_json
+from .report import (
+    format_data_parallel,
+    format_summary,
+    format_table,
+    format_targets,
+    write_json,
+)
 from .runner import DEVICES, FRAMEWORKS, Options, cuda_report, run
-from .workloads import GROUPS
+from .workloads import DEFAULT_GROUPS, GROUPS
 
 DEFAULT_OUT_DIR = Path("benchmarks") / "results"
 
@@ -52,13 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--frameworks", type=_names(FRAMEWORKS), default=FRAMEWORKS,
                         help="comma-separated, from: " + ", ".join(FRAMEWORKS))
-    parser.add_argument("--workloads", type=_names(GROUPS), default=GROUPS, dest="groups",
-                        help="comma-separated, from: " + ", ".join(GROUPS))
+    parser.add_argument("--workloads", type=_names(GROUPS), default=DEFAULT_GROUPS,
+                        dest="groups",
+                        help="comma-separated, from: " + ", ".join(GROUPS) + " (default: all "
+                             "but data-parallel)")
     parser.add_argument("--devices", type=_names(DEVICES), default=DEVICES,
                         help="cpu and/or cuda (cuda is skipped, with the reason, without a GPU)")
     parser.add_argument("--no-cold-start", action="store_false", dest="cold_start")
     parser.add_argument("--no-plot", action="store_false", dest="plot")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the JSON to this file (FILE.json; the PNG beside it as "
+                             "FILE.png); not with --out-dir or --name")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help=f"folder of the JSON and PNG (default {DEFAULT_OUT_DIR})")
     parser.add_argument("--name", default=None,
                         help="file stem (default: devices and machine, e.g. cpu-amd-epyc-2cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -66,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
-        prog="python -m benchmarks",
+        prog="python -m benchmarks", allow_abbrev=False,
         description="Time SGD with weight decay: idiomatic loops, train(), fused paths; "
                     "CPU and CUDA; against the measured memory bandwidth.")
     add_arguments(parser)
@@ -90,20 +102,35 @@ def file_stem(payload, quick: bool) -> str:
 def check_request(args):
     """Everything that can be refused before minutes of timing; returns ``args``.
 
-    ``--name`` must be a bare file stem; ``--out-dir`` is created (``PathError`` if it cannot
-    be) and must not hold a folder where the JSON would go; ``--devices cuda`` alone needs a
-    GPU (:class:`wd_core.DeviceUnavailableError` otherwise: nothing would be measured).
+    ``--out`` must name a ``.json`` file and comes without ``--out-dir`` and ``--name``;
+    ``--name`` must be a bare file stem; the output folder is created (``PathError`` if it
+    cannot be) and must not hold a folder where the JSON or PNG would go; ``--devices cuda``
+    alone needs a GPU (:class:`wd_core.DeviceUnavailableError` otherwise: nothing would be
+    measured).
     """
     name = args.name
+    if args.out is not None:
+        if args.out_dir is not None or name is not None:
+            raise InputError("--out FILE.json names the file itself; accepted: --out alone, "
+                             "or --out-dir and/or --name")
+        if args.out.suffix != ".json" or not args.out.stem:
+            raise InputError(f"--out {str(args.out)!r} is not a .json file name; accepted: "
+                             f"e.g. --out results/run.json (the PNG goes beside it)")
     if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
         raise InputError(f"--name {name!r} is not a file stem; accepted: a name without a "
                          f"folder, e.g. cpu-mybox (the folder is --out-dir)")
+    folder, flag = ((args.out.parent, "--out") if args.out is not None
+                    else (args.out_dir or DEFAULT_OUT_DIR, "--out-dir"))
     try:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise PathError(f"--out-dir {str(args.out_dir)!r}: {err.strerror}") from None
-    if name is not None:
-        check_output_folder(args.out_dir / f"{name}.json")
+        raise PathError(f"{flag} {str(folder)!r}: {err.strerror}") from None
+    if args.out is not None:
+        check_output_folder(args.out)
+        if args.plot:
+            check_output_folder(args.out.with_suffix(".png"))
+    elif name is not None:
+        check_output_folder(folder / f"{name}.json")
     if "cpu" not in args.devices:
         cuda = cuda_report(args.frameworks)
         if not cuda["measured"]:
@@ -114,19 +141,27 @@ def check_request(args):
 def execute(args, argv=None) -> int:
     """Run with checked ``args``; print the tables; write JSON (and PNG) atomically."""
     payload = run(options_from_args(args), argv=argv)
-    stem = args.name or file_stem(payload, args.quick)
+    if args.out is not None:
+        json_target = args.out
+    else:
+        stem = args.name or file_stem(payload, args.quick)
+        json_target = (args.out_dir or DEFAULT_OUT_DIR) / f"{stem}.json"
     print()
     print(format_table(payload["rows"]))
     print()
     print(format_targets(payload["targets"]))
     print()
+    parallel = format_data_parallel(payload)
+    if parallel:
+        print(parallel)
+        print()
     print(format_summary(payload))
-    json_path = write_json(args.out_dir / f"{stem}.json", payload)
+    json_path = write_json(json_target, payload)
     print(f"wrote {json_path}")
     if args.plot:
         from .plot import write_plot
 
-        print(f"wrote {write_plot(args.out_dir / f'{stem}.png', payload)}")
+        print(f"wrote {write_plot(json_target.with_suffix('.png'), payload)}")
     return 0
 
 

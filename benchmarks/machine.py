@@ -43,7 +43,8 @@ def versions() -> dict:
 
 
 def describe() -> dict:
-    """Machine facts for the JSON: CPU, cores, memory, OS, and ``OPENBLAS_*`` settings."""
+    """Machine facts for the JSON: CPU, cores, memory, OS, and the environment variables that
+    change what is measured (BLAS and OpenMP threads, XLA flags, glibc's ``MALLOC_*``)."""
     return {
         "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
@@ -51,7 +52,7 @@ def describe() -> dict:
         "platform": platform.platform(),
         "python_executable": sys.executable,
         "env": {k: v for k, v in sorted(os.environ.items())
-                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "XLA_FLAGS"))},
+                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "XLA_FLAGS", "MALLOC_"))},
     }
 
 

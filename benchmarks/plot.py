@@ -1,8 +1,9 @@
 """The plot: time per step against d (log-log), one line per implementation, CPU and CUDA.
 
-Points are the ``sweep`` rows (fixed batch size, d varied). The black dotted line is the
-memory floor: reading the batch's ``X`` once at the read bandwidth measured in the same run
-(``bytes_per_step / read_gbs``). A panel whose device was not measured says why instead.
+Points are the ``sizes`` rows (fixed batch size, d varied). The black dotted line is the
+memory floor: a run's bytes (``X`` once per step and once per evaluation) spread over its
+steps, read at the read bandwidth measured in the same run (``bytes_per_run / steps /
+read_gbs``). A panel whose device was not measured says why instead.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import textwrap
 from wd_core.atomic import write_bytes_atomic
 
 PANELS = ("cpu", "cuda")
+GROUP = "sizes"
 
 
 def _lines(rows, device):
     lines = {}
     for r in rows:
-        if r["group"] == "sweep" and r["device"].partition(":")[0] == device:
+        if r["group"] == GROUP and r["device"].partition(":")[0] == device:
             lines.setdefault(f"{r['framework']} {r['implementation']}", []).append(
                 (r["num_inputs"], r["us_per_step"]))
     return {name: sorted(points) for name, points in sorted(lines.items())}
@@ -28,12 +30,12 @@ def _style(name: str) -> str:
     implementation = name.split(" ", 1)[1]
     if implementation.startswith("idiomatic"):
         return "--"
-    return {"train": ":", "reference": "-."}.get(implementation, "-")
+    return {"train": ":", "program": ":", "reference": "-."}.get(implementation, "-")
 
 
 def _floor(rows, device, read_gbs):
-    points = sorted({(r["num_inputs"], r["bytes_per_step"]) for r in rows
-                     if r["group"] == "sweep" and r["device"].partition(":")[0] == device})
+    points = sorted({(r["num_inputs"], r["bytes_per_run"] / r["steps"]) for r in rows
+                     if r["group"] == GROUP and r["device"].partition(":")[0] == device})
     return [(d, nbytes / (read_gbs * 1e9) * 1e6) for d, nbytes in points]
 
 
@@ -43,7 +45,7 @@ def render(payload) -> bytes:
 
     figure = Figure(figsize=(12, 5), layout="constrained")
     axes = figure.subplots(1, len(PANELS), sharey=True)
-    batch = {r["batch_size"] for r in payload["rows"] if r["group"] == "sweep"}
+    batch = {r["batch_size"] for r in payload["rows"] if r["group"] == GROUP}
     for ax, device in zip(axes, PANELS, strict=True):
         lines = _lines(payload["rows"], device)
         bw = payload["bandwidth"].get(device, {}).get("read_gbs")
@@ -63,7 +65,8 @@ def render(payload) -> bytes:
             ax.loglog(ds, us, _style(name), marker="o", label=name)
         if bw:
             ds, us = zip(*_floor(payload["rows"], device, bw), strict=True)
-            ax.loglog(ds, us, "k:", linewidth=2, label="X read once at the read bandwidth")
+            ax.loglog(ds, us, "k:", linewidth=2,
+                      label="X read once per step and evaluation at the read bandwidth")
         ax.legend(fontsize=8)
     axes[0].set_ylabel(f"us per step (B={', '.join(map(str, sorted(batch)))}), median")
     figure.suptitle(f"SGD with weight decay, time per step vs d ({payload['machine']['cpu']})")

@@ -1,9 +1,10 @@
-"""Run the benchmark: cold starts, bandwidth, then every workload x device x implementation.
+"""Run the benchmark: cold starts, bandwidth, then every workload x device x implementation
+(with the GEMM rate of a sweep's shapes before the sweep), then the memory group.
 
 For each workload the data are generated once (float64, seed 0) and the float64 reference
 run is computed once; every implementation is then prepared (untimed), warmed up and timed
 with its samples interleaved with the others' (:mod:`benchmarks.timing`), and its final
-``w`` is checked against the reference.
+``w`` and per-epoch losses are checked against the reference.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from wd_core import reference
 from wd_core.tolerances import is_close, run_kind
 
-from . import bandwidth, coldstart, machine, sweep_cost, targets, timing
+from . import bandwidth, coldstart, gemm, machine, memory, sweep_cost, targets, timing
+from .implementation import forget_host_arrays
 from .report import FORMAT, FORMAT_VERSION, make_row
-from .workloads import GROUPS, workloads
+from .workloads import DEFAULT_GROUPS, workloads
 
 FRAMEWORKS = ("torch", "jax", "numpy")
 DEVICES = ("cpu", "cuda")
@@ -35,7 +37,7 @@ class Options:
     repeats: int = 7
     dtype: str = "float32"
     frameworks: tuple = FRAMEWORKS
-    groups: tuple = GROUPS
+    groups: tuple = DEFAULT_GROUPS
     devices: tuple = DEVICES
     cold_start: bool = True
     cold_start_repeats: int = 3
@@ -94,7 +96,15 @@ def _progress_bar(total: int, desc: str, quiet: bool):
     return contextlib.nullcontext(types.SimpleNamespace(update=lambda n=1: None))
 
 
-def time_workload(workload, device, options, cuda, read_gbs) -> list[dict]:
+def matches_reference(outcome, oracle, kind: str) -> bool:
+    """The final ``w`` and both per-epoch losses of ``outcome`` agree with ``oracle`` (a
+    History of the float64 reference run) under the ``kind`` tolerance."""
+    w, train_loss, val_loss = outcome
+    return all(is_close(actual, expected, kind) for actual, expected in (
+        (w, oracle.w), (train_loss, oracle.train_loss), (val_loss, oracle.val_loss)))
+
+
+def time_workload(workload, device, options, cuda, read_gbs, gemm_gflops=None) -> list[dict]:
     """Rows of every implementation of ``workload`` on ``device``."""
     data = workload.data()
     oracle = reference.train(data, lambd=workload.lambd, lr=workload.lr,
@@ -108,11 +118,12 @@ def time_workload(workload, device, options, cuda, read_gbs) -> list[dict]:
                                              on_sample=lambda: bar.update(1))
     rows = []
     for impl, prepared, candidate in entries:
-        matches = is_close(prepared.final_w(candidate.result), oracle.w, kind)
+        matches = matches_reference(prepared.outcome(candidate.result), oracle, kind)
         rows.append(make_row(workload, impl, device=device, dtype=options.dtype,
                              timing=timings[candidate.key], block_rows=prepared.block_rows,
-                             read_gbs=read_gbs, matches=matches))
+                             read_gbs=read_gbs, gemm_gflops=gemm_gflops, matches=matches))
     del entries
+    forget_host_arrays()
     gc.collect()
     return rows
 
@@ -131,14 +142,28 @@ def run(options: Options, argv=None, log=print) -> dict:
     size = bandwidth.QUICK_BYTES if options.quick else bandwidth.FULL_BYTES
     bw = {device: bandwidth.measure(device, options.frameworks, size_bytes=size)
           for device in devices}
-    rows = []
+    rows, gemms = [], {}
     for workload in workloads(options.quick, options.groups):
         for device in devices:
+            gemm_gflops = None
+            if workload.lambdas > 1:
+                log(f"GEMM rate on {device} for {workload.name}'s products")
+                gemms[device] = gemm.measure(workload, device, options.frameworks,
+                                             repeats=options.repeats,
+                                             min_sample_s=options.min_sample_s)
+                gemm_gflops = gemms[device]["gflops"]
             log(f"{workload.name} on {device}: {workload.describe()}")
-            rows += time_workload(workload, device, options, cuda, bw[device]["read_gbs"])
+            rows += time_workload(workload, device, options, cuda, bw[device]["read_gbs"],
+                                  gemm_gflops)
+    # information only (no target): full runs with the chapter group
     sweeps = sweep_cost.sweep_cost(options.frameworks, "cpu", options.repeats,
                                    options.dtype) \
-        if "chapter" in options.groups else []
+        if "chapter" in options.groups and not options.quick else []
+    memory_entry = memory.measure(options.frameworks, options.quick, log) \
+        if "memory" in options.groups and set(options.frameworks) & set(memory.BACKENDS) \
+        else None
+    parallel = data_parallel_rows(options, devices, log) \
+        if "data-parallel" in options.groups else []
     return {
         "format": FORMAT, "version": FORMAT_VERSION,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -146,10 +171,25 @@ def run(options: Options, argv=None, log=print) -> dict:
         "argv": list(sys.argv if argv is None else argv), "quick": options.quick,
         "settings": settings(options),
         "machine": machine.describe(), "libraries": machine.versions(),
-        "devices": devices, "cuda": cuda, "bandwidth": bw, "cold_start": cold, "rows": rows,
-        "targets": targets.evaluate(rows, devices, options.dtype, cuda),
+        "devices": devices, "cuda": cuda, "bandwidth": bw, "gemm": gemms, "cold_start": cold,
+        "memory": memory_entry, "rows": rows, "data_parallel": parallel,
+        "targets": targets.evaluate(rows, devices, options.dtype, cuda, gemms, memory_entry),
         "extras": {"sweep_cost": sweeps},
     }
+
+
+def data_parallel_rows(options: Options, devices, log=print) -> list[dict]:
+    """The rows of :func:`benchmarks.data_parallel.measure` (its own schema) per device."""
+    from . import data_parallel
+
+    frameworks = tuple(f for f in options.frameworks if f in data_parallel.FRAMEWORKS)
+    found = []
+    for device in devices:
+        log(f"data parallel on {device}: the bandwidth workload in worker processes")
+        found += data_parallel.measure(quick=options.quick, frameworks=frameworks,
+                                       repeats=min(options.repeats, 3), device=device,
+                                       dtype=options.dtype)
+    return found
 
 
 def settings(options: Options) -> dict:
