@@ -72,6 +72,24 @@ def chunk_batches(data, first_epoch: int, num_epochs: int, device: torch.device)
         yield [*full[epoch], last[epoch]] if last.shape[1] else list(full[epoch])
 
 
+class RowGather:
+    """The rows of ``X`` (n, d) and ``y`` (n, 1) that a batch names, gathered into buffers
+    kept for the whole run (``index_select(out=)``): a fresh (B, d) tensor per step would be
+    allocated and freed again every step, and for large batches the allocator's pages then
+    grow with the number of steps."""
+
+    def __init__(self, X, y, batch_size: int):
+        self.X, self.y = X, y
+        self.X_rows = X.new_empty(batch_size, X.shape[1])
+        self.y_rows = y.new_empty(batch_size, y.shape[1])
+
+    def __call__(self, rows):
+        """``(X[rows], y[rows])`` as views of the buffers (valid until the next call)."""
+        k = rows.shape[0]
+        return (torch.index_select(self.X, 0, rows, out=self.X_rows[:k]),
+                torch.index_select(self.y, 0, rows, out=self.y_rows[:k]))
+
+
 def epochs_to_numpy(per_epoch) -> list:
     """A list of per-epoch tuples of tensors as one numpy array per tuple position, epochs
     first (what :func:`wd_core.driver.drive` takes)."""

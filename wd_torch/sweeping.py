@@ -33,6 +33,7 @@ import torch
 from wd_core.driver import chunk_epochs, drive
 from wd_core.sweeps import histories_from_sweep, prepare_sweep
 from wd_torch.device import (
+    RowGather,
     arrays_on_device,
     chunk_batches,
     epochs_to_numpy,
@@ -103,12 +104,14 @@ def _idiomatic_run_epochs(run, dev, X, y, W, b, lambdas_row, evaluate):
     W, b = torch.nn.Parameter(W), torch.nn.Parameter(b)
     optimizer = torch.optim.SGD([W, b], lr=run.lr)  # no weight_decay: see the module docstring
 
+    gather = RowGather(X, y, run.data.batch_size)
+
     def run_epochs(state, first, count):
         per_epoch = []
         for batches in chunk_batches(run.data, first, count, dev):
             for rows in batches:
                 # Summed over the runs: column l of the gradient is run l's own gradient.
-                loss = _column_losses(W, b, X[rows], y[rows]).sum()
+                loss = _column_losses(W, b, *gather(rows)).sum()
                 if run.method == "scratch":
                     loss = loss + (lambdas_row * W**2).sum() / 2
                 optimizer.zero_grad()

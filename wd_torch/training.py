@@ -8,6 +8,7 @@ import torch
 from wd_core.driver import chunk_epochs, drive
 from wd_core.runspec import history_from_epochs, prepare_run
 from wd_torch.device import (
+    RowGather,
     arrays_on_device,
     chunk_batches,
     epochs_to_numpy,
@@ -75,11 +76,14 @@ def _idiomatic_run_epochs(spec, dev, X, y, X_val, y_val):
     model.to(dev)
     optimizer = model.configure_optimizers()
 
+    gather = RowGather(X, y, spec.data.batch_size)
+
     def run_epochs(state, first, count):
         per_epoch = []
         for batches in chunk_batches(spec.data, first, count, dev):
             for rows in batches:
-                loss = model.loss(model(X[rows]), y[rows])
+                Xb, yb = gather(rows)
+                loss = model.loss(model(Xb), yb)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

@@ -8,7 +8,8 @@ from wd_benchmarks.cli import execute as run_benchmarks
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "bench", help="time idiomatic loops, train() and fused paths (python -m benchmarks)")
+        "bench", help="time idiomatic loops, train() and fused paths (python -m benchmarks)",
+        allow_abbrev=False)
     add_arguments(parser)
     parser.set_defaults(execute=execute)
 
