@@ -89,6 +89,10 @@ def start_state(params, lambd, lr, *, method, optimizer=None, lanes=False,
     """The carry of the first chunk: ``(params, opt_state)`` (the fused step has no state:
     ``()``); with ``lanes``, one per lambda of ``lambd`` (L,), every lane starting from the
     same ``params``."""
+    return _start(params, lambd, lr, method, optimizer, lanes, implementation)
+
+
+def _start(params, lambd, lr, method, optimizer, lanes, implementation):
     d, dtype = params["w"].shape[0], params["w"].dtype.name
 
     def start(lambd):
@@ -99,13 +103,15 @@ def start_state(params, lambd, lr, *, method, optimizer=None, lanes=False,
     return jax.vmap(start)(lambd) if lanes else start(lambd)
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "start"))
 def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, lanes=False,
-              implementation="idiomatic", block_rows=None):
+              implementation="idiomatic", block_rows=None, start=False):
     """A chunk of epochs of one run (or, with ``lanes``, of one run per lambda).
 
     Args:
-        carry: ``(params, opt_state)`` from :func:`start_state` or the previous chunk.
+        carry: ``(params, opt_state)`` from :func:`start_state` or the previous chunk; with
+            ``start`` (static), the first chunk's ``params`` alone, the state made here (one
+            call fewer for a run of one chunk).
         arrays: ``(X (n, d), y (n, 1), X_val, y_val)`` on the device.
         full: (K, S, B) int row indices of the chunk's full batches; last: (K, r) the
             ragged ones (K epochs: a static length, one compilation per chunk length).
@@ -120,6 +126,8 @@ def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, l
     """
     TRACE_COUNTS[method] += 1
     X, y = arrays[0], arrays[1]
+    if start:
+        carry = _start(carry, lambd, lr, method, optimizer, lanes, implementation)
 
     def one_epoch(carry, lambd, full_batches, last_batch):
         if implementation == "fused":
@@ -187,15 +195,14 @@ def run_compiled(spec, lambd, *, lanes=False, progress=None):
         arrays = arrays_on_device(data, spec.dtype, dev)
         # One transfer for all four (a device_put costs tens of microseconds).
         lambd, lr, w, b = to_device((lambd, spec.lr, spec.w0, spec.b0), dtype, dev)
-        carry = start_state({"w": w, "b": b}, lambd, lr, **static)
 
     def run_epochs(carry, first, count):
         with numerics(spec.dtype):
             schedule = schedule_on_device(data, count, dev, first)
-            return run_chunk(carry, arrays, *schedule, lambd, lr, **static)
+            return run_chunk(carry, arrays, *schedule, lambd, lr, start=first == 0, **static)
 
     lanes_count = lambd.shape[0] if lanes else 1
-    return drive(run_epochs, carry, max_epochs=spec.max_epochs, progress=progress,
+    return drive(run_epochs, {"w": w, "b": b}, max_epochs=spec.max_epochs, progress=progress,
                  chunk=chunk_epochs(data, spec.max_epochs, lanes_count),
                  epoch_params=spec.epoch_params)
 
