@@ -26,6 +26,7 @@ import sys
 
 from wd_core.errors import InputError
 from wd_core.shards import DEFAULT_STRATEGY, STRATEGIES
+from wd_core.validation import NONNEGATIVE_INT, number_from_text
 from wd_core.workers import EXIT_WORKER_FAILED, Cluster, WorkerError
 from weight_decay.commands.options import nonnegative_int, positive_int, training_options
 
@@ -120,7 +121,7 @@ def _started_outside(args) -> tuple[bool, Cluster | None]:
     address = args.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
     process_id = args.process_id
     if process_id is None and "JAX_PROCESS_ID" in os.environ:
-        process_id = positive_or_zero(os.environ["JAX_PROCESS_ID"], "JAX_PROCESS_ID")
+        process_id = _environment_number("JAX_PROCESS_ID", NONNEGATIVE_INT)
     if address is None or process_id is None:
         raise InputError("a JAX process of a run on several machines needs both "
                          "--coordinator-address HOST:PORT and --process-id I")
@@ -132,9 +133,9 @@ def _started_outside(args) -> tuple[bool, Cluster | None]:
     return True, Cluster(process_id, args.workers, host, int(port))
 
 
-def positive_or_zero(text: str, name: str) -> int:
-    """``text`` as an integer >= 0; ``InputError`` naming ``name`` otherwise."""
+def _environment_number(name: str, within):
+    """The number in the environment variable ``name``; ``InputError`` naming it otherwise."""
     try:
-        return nonnegative_int(text)
-    except argparse.ArgumentTypeError as err:
+        return number_from_text(os.environ[name], within)
+    except InputError as err:
         raise InputError(f"{name}: {err}") from None
