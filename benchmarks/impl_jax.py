@@ -112,10 +112,8 @@ def _prepare_program(workload, data, dtype, device, implementation):
     from wd_jax.device import (
         arrays_on_device,
         jax_device,
-        jax_dtype,
         numerics,
         schedule_on_device,
-        to_device,
     )
     from wd_jax.fused import auto_block_rows
     from wd_jax.training import run_chunk, start_state
@@ -127,11 +125,11 @@ def _prepare_program(workload, data, dtype, device, implementation):
               "implementation": implementation, "block_rows": block_rows}
     chunk = chunk_epochs(data, workload.epochs)
     w0, b0 = init_params(data.num_inputs, data.seed)
+    lambd, lr, w0, b0 = (np.asarray(v, dtype=dtype) for v in (workload.lambd, workload.lr,
+                                                                 w0, b0))
     with numerics(dtype):
-        as_type = jax_dtype(dtype)
         arrays = arrays_on_device(data, dtype, dev)
-        lambd, lr = (to_device(v, as_type, dev) for v in (workload.lambd, workload.lr))
-        params = {"w": to_device(w0, as_type, dev), "b": to_device(b0, as_type, dev)}
+        params = {"w": w0, "b": b0}
         carry0 = start_state(params, lambd, lr, **static)
         schedules = [schedule_on_device(data, min(chunk, workload.epochs - first), dev, first)
                      for first in range(0, workload.epochs, chunk)]
