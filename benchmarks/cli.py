@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workloads", type=_names(GROUPS), default=DEFAULT_GROUPS,
                         dest="groups",
                         help="comma-separated, from: " + ", ".join(GROUPS) + " (default: all "
-                             "but data-parallel)")
+                             "but memory-n1024 and data-parallel)")
     parser.add_argument("--devices", type=_names(DEVICES), default=DEVICES,
                         help="cpu and/or cuda (cuda is skipped, with the reason, without a GPU)")
     parser.add_argument("--no-cold-start", action="store_false", dest="cold_start")

@@ -159,9 +159,11 @@ def run(options: Options, argv=None, log=print) -> dict:
     sweeps = sweep_cost.sweep_cost(options.frameworks, "cpu", options.repeats,
                                    options.dtype) \
         if "chapter" in options.groups and not options.quick else []
-    memory_entry = memory.measure(options.frameworks, options.quick, log) \
-        if "memory" in options.groups and set(options.frameworks) & set(memory.BACKENDS) \
-        else None
+    issue_size = "memory-n1024" in options.groups  # the issue's n; in place of memory's n = 32
+    memory_entry = memory.measure(options.frameworks, memory.case_for(options.quick, issue_size),
+                                  log) \
+        if ("memory" in options.groups or issue_size) \
+        and set(options.frameworks) & set(memory.BACKENDS) else None
     parallel = data_parallel_rows(options, devices, log) \
         if "data-parallel" in options.groups else []
     return {

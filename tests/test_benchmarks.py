@@ -306,10 +306,20 @@ def test_the_issue_sweep_runs_as_a_child_and_writes_its_file():
 
 def test_memory_sizes_can_detect_growth():
     """Keeping w per epoch must add more than the 1.2x the target allows, at the sizes run."""
-    for case in (memory.FULL, memory.QUICK):
+    # A short run's peak: the interpreter, a framework, the data (float64 and on the device).
+    for case, baseline in ((memory.FULL, 600 * 2**20), (memory.QUICK, 600 * 2**20),
+                           (memory.ISSUE, 4.5 * 2**30)):
         assert case.num_inputs == 200_000
-        baseline = 600 * 2**20  # a short run's peak: the interpreter, a framework, the data
         assert case.growth_if_kept_bytes() > (memory.RSS_RATIO - 1) * baseline
+
+
+def test_memory_n1024_runs_the_issue_sizes_and_only_when_asked_for():
+    assert memory.case_for(quick=False, issue_size=True) == memory.ISSUE
+    assert memory.case_for(quick=True, issue_size=True) == memory.ISSUE
+    assert memory.case_for(quick=True, issue_size=False) == memory.QUICK
+    assert memory.case_for(quick=False, issue_size=False) == memory.FULL
+    assert (memory.ISSUE.num_train, memory.ISSUE.long_epochs) == (1024, 2000)
+    assert "memory-n1024" not in DEFAULT_GROUPS
 
 
 def test_data_parallel_rows_are_printed_with_their_own_table():
