@@ -21,8 +21,9 @@ Two measurements, each in new processes so that nothing else is in their memory:
 Sizes (:data:`FULL`, :data:`QUICK`, :data:`ISSUE`): the issue asks for n = 1,024 and 2,000
 vs 10 epochs at d = 200,000. There an epoch reads ``X`` (1,024 x 200,000 float32: 819 MB)
 three or more times (steps, losses) and the data are made in float64 (1.7 GB, about 6 s per
-process here): the 2,000-epoch runs take 8 (torch) and 12 (JAX) minutes on two cores. So the
-default ``memory`` group keeps d = 200,000 and takes ``n`` = 32 (batch 16, 16 validation rows):
+process here): the 2,000-epoch runs take about 6 (torch) and 8 (JAX) minutes on two cores.
+So the default ``memory`` group keeps d = 200,000 and takes ``n`` = 32 (batch 16, 16
+validation rows):
 an epoch is two steps and two loss evaluations over 26 MB of ``X``, and the argument is
 unchanged, since what would grow is ``epochs x d`` (the per-epoch parameters), not ``n``: 2,000
 epochs of float32 ``w`` are 1.6 GB, about three times the short run's whole peak. The opt-in

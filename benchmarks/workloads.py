@@ -28,7 +28,7 @@ LAMBD = 3.0
 CHAPTER_LR = 0.01
 #: The timed groups (``--workloads``), ``memory`` (peak RSS of child processes,
 #: :mod:`benchmarks.memory`), and two groups that run only when asked for: ``memory-n1024``
-#: (the same at the issue's n = 1,024, about 20 minutes on two cores) and ``data-parallel``
+#: (the same at the issue's n = 1,024, about 18 minutes on two cores) and ``data-parallel``
 #: (:mod:`benchmarks.data_parallel`, several worker processes at the bandwidth size); in run
 #: order.
 TIMED_GROUPS = ("chapter", "middle", "sizes", "bandwidth", "sweep")
