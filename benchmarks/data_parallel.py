@@ -24,7 +24,6 @@ data-parallel group); the ``__main__`` prints them as a table.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import statistics
@@ -32,12 +31,12 @@ import sys
 import time
 
 from wd_core import SyntheticData
+from wd_core.shards import BACKEND_STRATEGIES as STRATEGIES
+from wd_core.validation import BACKENDS as FRAMEWORKS
 from wd_core.workers import launch, serve, visible_gpu_count
 
 from .workloads import workloads
 
-FRAMEWORKS = ("torch", "jax")
-STRATEGIES = {"torch": ("ddp", "zero", "fsdp"), "jax": ("ddp",)}
 #: The module the workers run (``benchmarks.data_parallel`` from a checkout, or the installed
 #: ``wd_benchmarks.data_parallel``).
 WORKER_MODULE = __spec__.name if __spec__ is not None else "benchmarks.data_parallel"
@@ -117,8 +116,7 @@ def _launch(job, processes: int, threads: int) -> dict:
         env = {**cluster_env(cluster), "OMP_NUM_THREADS": str(threads)}
         if job["framework"] == "jax" and threads == 1:
             env["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""),
-                                         "--xla_cpu_multi_thread_eigen=false",
-                                         "intra_op_parallelism_threads=1"]).strip()
+                                         "--xla_cpu_multi_thread_eigen=false"]).strip()
         return env
 
     return launch(WORKER_MODULE, job, processes, env_for_rank=env_for_rank)
@@ -227,16 +225,24 @@ def format_rows(rows) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.data_parallel",
-                                     description=__doc__.split("\n\n")[0])
+    """``python -m benchmarks.data_parallel``: bad input is one line and exit status 2."""
+    from wd_core.errors import run_command
+
+    from .cli import _names, _OneLineParser, _positive_int
+
+    prog = "python -m benchmarks.data_parallel"
+    parser = _OneLineParser(prog=prog, description=__doc__.split("\n\n")[0],
+                            allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="the quick bandwidth workload")
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frameworks", type=_names(FRAMEWORKS), default=FRAMEWORKS)
+    parser.add_argument("--processes", type=_positive_int, default=2)
+    parser.add_argument("--repeats", type=_positive_int, default=3)
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    frameworks = tuple(f for f in args.frameworks.split(",") if f)
-    rows = measure(quick=args.quick, frameworks=frameworks, processes=args.processes,
+    return run_command(prog, lambda: parser.parse_args(argv), _print_rows)
+
+
+def _print_rows(args) -> int:
+    rows = measure(quick=args.quick, frameworks=args.frameworks, processes=args.processes,
                    repeats=args.repeats, device=args.device)
     (workload,) = workloads(args.quick, groups=("bandwidth",))
     print(f"data parallel, workload {workload.name}: {workload.describe()}, "

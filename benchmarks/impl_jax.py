@@ -116,7 +116,7 @@ def _prepare_program(workload, data, dtype, device, implementation):
         schedule_on_device,
     )
     from wd_jax.fused import auto_block_rows
-    from wd_jax.training import run_chunk, start_state
+    from wd_jax.training import run_chunk
 
     dev = jax_device(device)
     block_rows = auto_block_rows(data.batch_size, data.num_inputs, np.dtype(dtype).itemsize,
@@ -129,16 +129,16 @@ def _prepare_program(workload, data, dtype, device, implementation):
                                                                  w0, b0))
     with numerics(dtype):
         arrays = arrays_on_device(data, dtype, dev)
-        params = {"w": w0, "b": b0}
-        carry0 = start_state(params, lambd, lr, **static)
+        params = {"w": w0, "b": b0}  # the first chunk makes the optimizer state, as in train()
         schedules = [schedule_on_device(data, min(chunk, workload.epochs - first), dev, first)
                      for first in range(0, workload.epochs, chunk)]
 
     def run():
         with numerics(dtype):
-            carry, outputs = carry0, []
-            for schedule in schedules:
-                carry, out = run_chunk(carry, arrays, *schedule, lambd, lr, **static)
+            carry, outputs = params, []
+            for i, schedule in enumerate(schedules):
+                carry, out = run_chunk(carry, arrays, *schedule, lambd, lr, start=i == 0,
+                                       **static)
                 outputs.append(out)
             return carry, outputs
 

@@ -29,20 +29,18 @@ NUM_LAMBDAS = 64
 EPOCHS = 10
 
 
-def measure_sweep_cost(backend, data, *, lambdas, lambd, method, lr, max_epochs, dtype,
-                       device, repeats: int) -> dict:
+def measure_sweep_cost(backend, data, *, lambdas, lambd, repeats: int, **options) -> dict:
     """Time ``backend.sweep`` over ``lambdas`` against ``sweep`` over ``[lambd]`` and
-    ``train(lambd=lambd)`` (``backend``: the ``wd_torch`` or ``wd_jax`` module).
+    ``train(lambd=lambd)`` (``backend``: the ``wd_torch`` or ``wd_jax`` module; ``options``:
+    the keywords all three take, e.g. method, lr, max_epochs, dtype, device, implementation).
 
     Returns ``one`` / ``many`` / ``train`` (:class:`benchmarks.timing.Timing`), ``ratio``
     (median many / median one), ``max_ratio`` and ``ok`` (``ratio <= max_ratio``).
     """
-    common = {"method": method, "lr": lr, "max_epochs": max_epochs, "dtype": dtype,
-              "device": device}
     calls = {
-        "one": lambda: backend.sweep(data, lambdas=[lambd], **common),
-        "many": lambda: backend.sweep(data, lambdas=lambdas, **common),
-        "train": lambda: backend.train(data, lambd=lambd, **common),
+        "one": lambda: backend.sweep(data, lambdas=[lambd], **options),
+        "many": lambda: backend.sweep(data, lambdas=lambdas, **options),
+        "train": lambda: backend.train(data, lambd=lambd, **options),
     }
     timings = measure_interleaved([Candidate((name,), call, no_sync)
                                    for name, call in calls.items()], repeats)

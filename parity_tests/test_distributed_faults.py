@@ -208,6 +208,8 @@ def test_a_torch_strategy_is_refused_by_jax(strategy):
     ["--workers", "2", "--accumulation-steps", "0"],
     ["--workers", "2", "--accumulation-steps", "6"],
     ["--workers", "2", "--device", "cuda"],
+    ["--workers", "2", "--fused"],
+    ["--workers", "2", "--strategy", ""],
     ["--strategy", "ddp"],
     ["--accumulation-steps", "2"],
 ], ids=" ".join)

@@ -379,3 +379,13 @@ def test_an_out_dir_that_is_a_file_is_refused_before_timing(tmp_path, capsys, mo
     (tmp_path / "folder.json").mkdir()
     assert cli.main(["--out", str(tmp_path / "folder.json")]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--processes", "0"], ["--repeats", "0"],
+                                  ["--frameworks", "numpy"], ["--proc", "2"]], ids=" ".join)
+def test_data_parallel_command_bad_input_is_one_line_and_exit_2(args, capsys):
+    from wd_benchmarks import data_parallel
+
+    assert data_parallel.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m benchmarks.data_parallel: error: ")

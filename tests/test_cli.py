@@ -114,6 +114,24 @@ def test_sweep_measure_reports_a_ratio(capsys):
     assert "sweep of 4 lambdas" in capsys.readouterr().out
 
 
+def test_sweep_measure_times_the_implementation_asked_for(capsys, monkeypatch):
+    import wd_torch
+
+    seen = []
+    for name in ("sweep", "train"):
+        real = getattr(wd_torch, name)
+
+        def recording(*args, _real=real, **kwargs):
+            seen.append(kwargs["implementation"])
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(wd_torch, name, recording)
+    assert main(["sweep", "--backend", "torch", "--num", "4", "--epochs", "1", "--repeats", "1",
+                 *SMALL, "--measure", "--fused"]) == 0
+    assert seen and set(seen) == {"fused"}
+    assert "concise fused float32" in capsys.readouterr().out
+
+
 # ---- plot ----------------------------------------------------------------------------------
 
 def test_plot_overlays_both_backends_runs(tmp_path, capsys):

@@ -158,6 +158,14 @@ def test_a_schedule_window_is_the_same_epochs_of_the_whole_schedule():
                                       d.epoch_permutation(3 + i))
 
 
+def test_epoch_orders_are_the_epoch_permutations():
+    d = SyntheticData(num_train=22, batch_size=5, num_inputs=3, seed=4)
+    orders = d.epoch_orders(4, first_epoch=3)
+    assert orders.shape == (4, 22)
+    for i in range(4):
+        np.testing.assert_array_equal(orders[i], d.epoch_permutation(3 + i))
+
+
 def test_schedules_are_cached_read_only_and_bounded(monkeypatch):
     import wd_core.data
 

@@ -27,6 +27,8 @@ SCHEDULE_CACHE_BYTES = 32 * 2**20
 TRUE_BIAS = 0.05
 TRUE_WEIGHT = 0.01
 NOISE_STD = 0.01
+#: The arguments of :class:`SyntheticData`, in its signature's order.
+ARGUMENTS = ("num_train", "num_val", "num_inputs", "batch_size", "seed")
 
 
 def rng_for(seed: int, stream: int, *more: int) -> np.random.Generator:
@@ -81,11 +83,13 @@ class SyntheticData:
                                  f"setting {name!r}")
         object.__setattr__(self, name, value)
 
+    @property
+    def arguments(self) -> dict:
+        """The constructor's arguments (:data:`ARGUMENTS`), which determine everything else."""
+        return {name: getattr(self, name) for name in ARGUMENTS}
+
     def __repr__(self) -> str:
-        return (
-            f"SyntheticData(num_train={self.num_train}, num_val={self.num_val}, "
-            f"num_inputs={self.num_inputs}, batch_size={self.batch_size}, seed={self.seed})"
-        )
+        return "SyntheticData(" + ", ".join(f"{k}={v}" for k, v in self.arguments.items()) + ")"
 
     def derived(self, key, make):
         """``make()``, computed once per ``key`` and kept as long as this SyntheticData: for
@@ -119,6 +123,13 @@ class SyntheticData:
         """
         order = self.epoch_permutation(epoch)
         return [order[i : i + self.batch_size] for i in range(0, self.num_train, self.batch_size)]
+
+    def epoch_orders(self, num_epochs: int, first_epoch: int = 0) -> np.ndarray:
+        """The row orders of epochs ``first_epoch .. first_epoch + num_epochs - 1``: (num_epochs,
+        num_train) int64, row ``i`` :meth:`epoch_permutation` of epoch ``first_epoch + i``
+        (made from the cached :meth:`batch_schedule`)."""
+        full, last = self.batch_schedule(num_epochs, first_epoch)
+        return np.concatenate([full.reshape(len(full), -1), last], axis=1)
 
     def batch_schedule(self, max_epochs: int, first_epoch: int = 0
                        ) -> tuple[np.ndarray, np.ndarray]:

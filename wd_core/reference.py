@@ -101,10 +101,7 @@ def train(data, *, lambd, lr, max_epochs, init=None, epoch_params=False):
         per_epoch = drive(run_epochs, (spec.w0, spec.b0), max_epochs=spec.max_epochs,
                           chunk=chunk_epochs(data, spec.max_epochs),
                           epoch_params=spec.epoch_params)
-    history = history_from_epochs(spec, "reference", *per_epoch)
-    history.config["method"] = "reference"
-    del history.config["implementation"]
-    return history
+    return history_from_epochs(spec, "reference", *per_epoch)
 
 
 def ridge(X, y, lambd) -> tuple[np.ndarray, np.ndarray]:

@@ -48,11 +48,12 @@ class RunSpec:
 
     def config(self, backend: str) -> dict:
         """The History's ``config`` for ``backend`` (``"optimizer"`` only when one was
-        given)."""
+        given). The float64 reference (``backend="reference"``) is its own method and has no
+        implementation."""
         data = self.data
         config = {
             "backend": backend,
-            "method": self.method,
+            "method": "reference" if backend == "reference" else self.method,
             "lambd": self.lambd,
             "lr": self.lr,
             "max_epochs": self.max_epochs,
@@ -63,8 +64,9 @@ class RunSpec:
             "num_val": data.num_val,
             "num_inputs": data.num_inputs,
             "batch_size": data.batch_size,
-            "implementation": self.implementation,
         }
+        if backend != "reference":
+            config["implementation"] = self.implementation
         if self.optimizer is not None:
             config["optimizer"] = self.optimizer.to_config()
         return config
@@ -120,8 +122,8 @@ def history_from_epochs(spec: RunSpec, backend: str, epoch_w, epoch_b, train_los
     val_loss = np.asarray(val_loss, dtype=np.float64)
     bad = np.flatnonzero(~(np.isfinite(train_loss) & np.isfinite(val_loss)))
     epochs_run = int(bad[0]) + 1 if bad.size else len(train_loss)
-    epoch_w = np.asarray(epoch_w, dtype=np.float64)[:epochs_run]
-    epoch_b = np.asarray(epoch_b, dtype=np.float64)[:epochs_run]
+    epoch_w = np.asarray(epoch_w[:epochs_run], dtype=np.float64)
+    epoch_b = np.asarray(epoch_b[:epochs_run], dtype=np.float64)
     kept = spec.epoch_params
     return History(
         w=epoch_w[-1],

@@ -21,6 +21,7 @@ Everything here is numpy and the standard library; :mod:`wd_torch.distributed` a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ import numpy as np
 from wd_core.driver import chunk_epochs
 from wd_core.errors import DeviceUnavailableError, InputError
 from wd_core.runspec import prepare_run
-from wd_core.validation import POSITIVE_INT, check_number
+from wd_core.validation import POSITIVE_INT, check_choice, check_number
 from wd_core.workers import portable_data
 
 #: Every strategy name the project knows, and the ones each backend runs.
@@ -102,14 +103,14 @@ class ShardedSchedule:
     sizes: np.ndarray
 
 
-def sharded_schedule(data, first_epoch: int, num_epochs: int, workers: int,
-                     accumulation_steps: int = 1) -> ShardedSchedule:
-    """The batches of epochs ``first_epoch .. first_epoch + num_epochs - 1`` of ``data`` (a
-    :class:`wd_core.SyntheticData`), in :meth:`~wd_core.SyntheticData.epoch_batches` order,
-    each split as :func:`micro_batch_positions` says and padded to a full batch's width."""
-    orders = np.stack([data.epoch_permutation(e)
-                       for e in range(first_epoch, first_epoch + num_epochs)])
-    B, n = data.batch_size, data.num_train
+@functools.lru_cache(maxsize=16)
+def sharded_layout(num_train: int, batch_size: int, workers: int,
+                   accumulation_steps: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each worker's micro-batches lie in an epoch's row order, every batch padded to
+    a full one's width: ``(positions (T, W, K, m) int64, mask (T, W, K, m), sizes (T,))``
+    for the T batches of an epoch (see :class:`ShardedSchedule`). The same for every epoch,
+    so it is made once per sizes (cached, read-only)."""
+    B, n = batch_size, num_train
     sizes = np.array([min(B, n - start) for start in range(0, n, B)])
     width = max_micro_batch(B, workers, accumulation_steps)
     shape = (len(sizes), workers, accumulation_steps, width)
@@ -118,7 +119,21 @@ def sharded_schedule(data, first_epoch: int, num_epochs: int, workers: int,
         p, m = micro_batch_positions(int(size), workers, accumulation_steps)
         positions[t, ..., : p.shape[-1]] = p + t * B
         mask[t, ..., : m.shape[-1]] = m
-    return ShardedSchedule(orders[:, positions], mask, sizes)
+    for array in (positions, mask, sizes):
+        array.flags.writeable = False
+    return positions, mask, sizes
+
+
+def sharded_schedule(data, first_epoch: int, num_epochs: int, workers: int,
+                     accumulation_steps: int = 1) -> ShardedSchedule:
+    """The batches of epochs ``first_epoch .. first_epoch + num_epochs - 1`` of ``data`` (a
+    :class:`wd_core.SyntheticData`), in :meth:`~wd_core.SyntheticData.epoch_batches` order,
+    each split as :func:`micro_batch_positions` says and padded to a full batch's width
+    (:func:`sharded_layout`)."""
+    positions, mask, sizes = sharded_layout(data.num_train, data.batch_size, workers,
+                                            accumulation_steps)
+    return ShardedSchedule(data.epoch_orders(num_epochs, first_epoch)[:, positions], mask,
+                           sizes)
 
 
 def evaluation_ranges(n: int, workers: int) -> np.ndarray:
@@ -149,8 +164,7 @@ class DataParallelSpec:
 def check_strategy(strategy, backend: str) -> str:
     """``strategy`` if ``backend`` runs it; ``InputError`` naming it and the accepted ones."""
     accepted = BACKEND_STRATEGIES[backend]
-    if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        raise InputError(f"unknown strategy {strategy!r}; accepted: {', '.join(STRATEGIES)}")
+    check_choice("strategy", strategy, STRATEGIES)
     if strategy not in accepted:
         raise InputError(f"strategy {strategy!r} does not apply to backend {backend!r}; "
                          f"accepted for {backend}: {', '.join(accepted)}")
@@ -188,8 +202,7 @@ def worker_job(spec, dp: DataParallelSpec) -> dict:
     """The arguments every worker is started with (picklable): the validated run and the
     data-parallel options, the data as :func:`wd_core.workers.portable_data`."""
     return {"data": portable_data(spec.data), "method": spec.method, "lambd": spec.lambd,
-            "lr": spec.lr, "max_epochs": spec.max_epochs, "workers": dp.workers,
-            "strategy": dp.strategy, "accumulation_steps": dp.accumulation_steps,
+            "lr": spec.lr, "max_epochs": spec.max_epochs, **dp.config(),
             "init": (spec.w0, spec.b0), "dtype": spec.dtype, "device": spec.device,
             "optimizer": spec.optimizer, "epoch_params": spec.epoch_params}
 

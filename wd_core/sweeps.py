@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from wd_core.atomic import write_text_atomic
-from wd_core.data import SyntheticData
+from wd_core.data import ARGUMENTS, SyntheticData
 from wd_core.errors import InputError, InputTypeError
 from wd_core.history import FORMAT as HISTORY_FORMAT
 from wd_core.history import History, dumps_strict, read_json
@@ -39,16 +39,18 @@ def check_lambdas(lambdas) -> np.ndarray:
     """``lambdas`` as a (L,) float64 array, L >= 1, every value finite and >= 0.
 
     Accepts a sequence or 1-D array of real numbers. Raises ``InputError``
-    (``InputTypeError`` for
-    a value that is not a number) naming the first bad value and its position.
+    (``InputTypeError`` for a value that is not a number) naming the first bad value and its
+    position.
     """
-    not_a_sequence = InputTypeError(f"lambdas must be a sequence of numbers >= 0, got {lambdas!r}")
+    def not_a_sequence():
+        return InputTypeError(f"lambdas must be a sequence of numbers >= 0, got {lambdas!r}")
+
     if isinstance(lambdas, (str, bytes)) or isinstance(lambdas, Real):
-        raise not_a_sequence
+        raise not_a_sequence()
     try:
         values = list(lambdas)
     except TypeError:
-        raise not_a_sequence from None
+        raise not_a_sequence() from None
     if not values:
         raise InputError("lambdas is empty; accepted: one or more finite numbers >= 0")
     for i, value in enumerate(values):
@@ -184,9 +186,7 @@ def read_sweep(path) -> list[History]:
 def data_from_config(config: dict) -> SyntheticData:
     """The :class:`SyntheticData` a History was trained on, rebuilt from its ``config``."""
     try:
-        return SyntheticData(num_train=config["num_train"], num_val=config["num_val"],
-                             num_inputs=config["num_inputs"], batch_size=config["batch_size"],
-                             seed=config["seed"])
+        return SyntheticData(**{name: config[name] for name in ARGUMENTS})
     except KeyError as err:
         raise InputError(f"the History's config lacks {err.args[0]!r}; cannot rebuild its "
                          f"data") from None

@@ -440,9 +440,7 @@ def portable_data(data):
     from wd_core.data import SyntheticData
 
     if type(data) is SyntheticData:
-        return {"SyntheticData": {"num_train": data.num_train, "num_val": data.num_val,
-                                  "num_inputs": data.num_inputs,
-                                  "batch_size": data.batch_size, "seed": data.seed}}
+        return {"SyntheticData": data.arguments}
     return data
 
 

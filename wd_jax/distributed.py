@@ -44,6 +44,7 @@ from wd_core.shards import (
     data_parallel_chunk,
     evaluation_ranges,
     prepare_parallel_run,
+    sharded_layout,
     sharded_schedule,
     worker_device,
     worker_job,
@@ -59,7 +60,8 @@ from wd_core.workers import (
     visible_gpu_count,
 )
 from wd_jax.device import jax_device, jax_dtype, numerics
-from wd_jax.models import MODELS, l2_penalty
+from wd_jax.models import l2_penalty
+from wd_jax.training import model_and_optimizer, start_state
 
 __all__ = ["train", "train_worker"]
 
@@ -215,9 +217,9 @@ def run_sharded(spec, dp, optimizer, devices, progress) -> list:
         arrays = tuple(put(a) for a in (data.X_train, data.y_train, data.X_val, data.y_val))
         evals = tuple(put(evaluation_ranges(n, W), P(AXIS))
                       for n in (data.num_train, data.num_val))
-        layout = sharded_schedule(data, 0, 1, W, K)
-        masks = put(layout.mask, P(None, AXIS))
-        sizes = put(layout.sizes.astype(np.float64))
+        _, mask, sizes = sharded_layout(data.num_train, data.batch_size, W, K)
+        masks = put(mask, P(None, AXIS))
+        sizes = put(sizes.astype(np.float64))
         lambd, lr = put(np.float64(spec.lambd)), put(np.float64(spec.lr))
         params = {"w": put(spec.w0), "b": put(spec.b0)}
         carry = start_state(params, lambd, lr, method=spec.method, optimizer=optimizer)
@@ -233,18 +235,6 @@ def run_sharded(spec, dp, optimizer, devices, progress) -> list:
     return drive(run_epochs, carry, max_epochs=spec.max_epochs, progress=progress,
                  chunk=data_parallel_chunk(data, spec.max_epochs),
                  epoch_params=spec.epoch_params)
-
-
-def _transform(method, optimizer, num_inputs, dtype, lambd, lr):
-    model = MODELS[method](num_inputs, lambd=lambd, lr=lr, dtype=dtype, optimizer=optimizer)
-    return model, model.configure_optimizers()
-
-
-@functools.partial(jax.jit, static_argnames=("method", "optimizer"))
-def start_state(params, lambd, lr, *, method, optimizer=None):
-    """``(params, opt_state)`` of the first chunk, replicated like ``params``."""
-    d, dtype = params["w"].shape[0], params["w"].dtype.name
-    return params, _transform(method, optimizer, d, dtype, lambd, lr)[1].init(params)
 
 
 @functools.partial(jax.jit, static_argnames=("method", "optimizer", "mesh"))
@@ -270,7 +260,7 @@ def run_sharded_chunk(carry, arrays, evals, index, masks, sizes, lambd, lr, *, m
 
     def body(carry, arrays, evals, index, masks, sizes, lambd, lr):
         X, y, X_val, y_val = arrays
-        model, transform = _transform(method, optimizer, d, dtype, lambd, lr)
+        model, transform = model_and_optimizer(method, optimizer, d, dtype, lambd, lr)
         on_first_device = jax.lax.axis_index(AXIS) == 0
 
         def micro_loss(params, rows, valid, size, penalty):

@@ -15,7 +15,9 @@ computed while the block is still in cache, so ``X`` comes from memory once per 
 Either way the result is the idiomatic ``optax.chain(add_decayed_weights, sgd)`` step up
 to rounding (``parity_tests/test_fused.py``).
 
-Mirrors :mod:`wd_torch.fused` name for name.
+Its step functions (``fused_step``, ``fused_sgd_step``, ``block_rows_for``,
+``auto_block_rows``) mirror :mod:`wd_torch.fused` name for name; the runs differ
+(``fused_step_function`` here, ``fused_epochs`` there).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def auto_block_rows(batch_size: int, num_inputs: int, itemsize: int, platform: s
 
 
 def _block_sums(w, b, Xb, yb):
-    """``(X_blk^T r_blk (d, 1), sum(r_blk) (1,))`` with ``r_blk = X_blk w + b - y_blk``."""
+    """``(X_blk^T r_blk (d, 1), sum(r_blk) (1,), sum(r_blk**2) ())`` with ``r_blk = X_blk w +
+    b - y_blk``."""
     r = Xb @ w + b - yb
     # (r^T X)^T rather than X^T r: XLA's CPU dot is far faster without the transposed operand.
     return (r.T @ Xb).T, jnp.sum(r, axis=0), jnp.sum(r * r)

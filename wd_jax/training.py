@@ -72,7 +72,7 @@ def epoch_function(step, X, y, X_val, y_val):
     return run_epoch
 
 
-def _transform(method, optimizer, num_inputs, dtype, lambd, lr):
+def model_and_optimizer(method, optimizer, num_inputs, dtype, lambd, lr):
     """``(model, optax transform)`` of ``method`` with ``lambd`` and ``lr`` (traced)."""
     model = MODELS[method](num_inputs, lambd=lambd, lr=lr, dtype=dtype, optimizer=optimizer)
     return model, model.configure_optimizers()
@@ -96,7 +96,8 @@ def _start(params, lambd, lr, method, optimizer, lanes, implementation):
     def start(lambd):
         if implementation == "fused":
             return params, ()
-        return params, _transform(method, optimizer, d, dtype, lambd, lr)[1].init(params)
+        return params, model_and_optimizer(method, optimizer, d, dtype, lambd,
+                                           lr)[1].init(params)
 
     return jax.vmap(start)(lambd) if lanes else start(lambd)
 
@@ -131,8 +132,8 @@ def run_chunk(carry, arrays, full, last, lambd, lr, *, method, optimizer=None, l
         if implementation == "fused":
             step = fused_step_function(X, y, lambd, lr, block_rows)
         else:
-            model, transform = _transform(method, optimizer, X.shape[1], X.dtype.name, lambd,
-                                          lr)
+            model, transform = model_and_optimizer(method, optimizer, X.shape[1],
+                                                   X.dtype.name, lambd, lr)
             step = optax_step(model, transform, X, y)
         return epoch_function(step, *arrays)(carry, full_batches, last_batch)
 

@@ -61,7 +61,7 @@ from wd_core.workers import (
     launch,
     serve,
 )
-from wd_torch.device import arrays_on_device, torch_device
+from wd_torch.device import arrays_on_device, epochs_to_numpy, torch_device
 from wd_torch.models import MODELS, l2_penalty
 
 __all__ = ["train", "train_worker"]
@@ -302,8 +302,7 @@ def _run(spec, dp, dev, progress) -> list:
             for batch in data.epoch_batches(epoch):
                 step(batch)
             per_epoch.append(epoch_outputs())
-        return state, [torch.stack(column).cpu().numpy() for column in zip(*per_epoch,
-                                                                           strict=True)]
+        return state, epochs_to_numpy(per_epoch)
 
     return drive(run_epochs, None, max_epochs=spec.max_epochs, progress=progress,
                  chunk=data_parallel_chunk(data, spec.max_epochs),

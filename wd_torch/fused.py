@@ -16,12 +16,13 @@ stays in cache while its residual and its share ``X_blk^T r_blk`` of the gradien
 computed. Either way the result is ``torch.optim.SGD``'s step up to rounding
 (``parity_tests/test_fused.py``).
 
-Mirrors :mod:`wd_jax.fused` name for name.
+Its step functions (``fused_step``, ``fused_sgd_step``, ``block_rows_for``,
+``auto_block_rows``) mirror :mod:`wd_jax.fused` name for name; the runs differ
+(``fused_epochs`` here, ``fused_step_function`` there).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from wd_core import blocking
@@ -64,11 +65,6 @@ def _update_whole_(w, b, Xb, r, decay, scale):
     b.sub_(r.sum(0), alpha=scale)
 
 
-def _step_whole_(w, b, Xb, yb, decay, scale):
-    """In place: one step on the batch ``(Xb, yb)`` with two whole-batch products."""
-    _update_whole_(w, b, Xb, _residual_whole(w, b, Xb, yb), decay, scale)
-
-
 def _sums_blocked(w, b, X, y, rows, block_rows, buffers):
     """``(X_rows^T r (d, L), r (n, L))`` over the batch ``rows`` of ``X`` (all rows when
     None) in one read: row blocks of ``block_rows``, each (gathered into a small buffer)
@@ -96,10 +92,22 @@ def _update_blocked_(w, b, gw, r, decay, scale):
     b.sub_(r.sum(0), alpha=scale)
 
 
-def _step_blocked_(w, b, X, y, rows, block_rows, decay, scale, buffers):
-    """In place: one single-read step over row blocks of ``X`` (:func:`_sums_blocked`)."""
-    gw, r = _sums_blocked(w, b, X, y, rows, block_rows, buffers)
-    _update_blocked_(w, b, gw, r, decay, scale)
+def _step_(w, b, decay, scale, *, whole=None, blocked=None, before_update=None):
+    """In place: one step, either on the batch ``whole = (Xb, yb)`` with two whole-batch
+    products or single-read over row blocks, ``blocked = (X, y, rows, block_rows, buffers)``
+    (:func:`_sums_blocked`); ``before_update(r)``, if given, sees the batch's residual at the
+    parameters before the step."""
+    if whole is not None:
+        Xb, yb = whole
+        r = _residual_whole(w, b, Xb, yb)
+    else:
+        gw, r = _sums_blocked(w, b, *blocked)
+    if before_update is not None:
+        before_update(r)
+    if whole is not None:
+        _update_whole_(w, b, Xb, r, decay, scale)
+    else:
+        _update_blocked_(w, b, gw, r, decay, scale)
 
 
 def _buffers(block_rows, batch_rows, like, lanes=1):
@@ -121,10 +129,10 @@ def fused_step(w, b, X, y, lambd, lr, *, block_rows=None):
     decay, scale = 1.0 - lr * lambd, lr / X.shape[0]
     with torch.no_grad():
         if block_rows is None or block_rows >= X.shape[0]:
-            _step_whole_(w, b, X, y, decay, scale)
+            _step_(w, b, decay, scale, whole=(X, y))
         else:
-            _step_blocked_(w, b, X, y, None, block_rows, decay, scale,
-                           _buffers(block_rows, X.shape[0], X))
+            _step_(w, b, decay, scale,
+                   blocked=(X, y, None, block_rows, _buffers(block_rows, X.shape[0], X)))
     return w, b
 
 
@@ -176,21 +184,13 @@ def fused_epochs(data, X, y, w, b, decay, lr, evaluate):
 
     def step(batch, scale, before_update=None):
         if block_rows is None:
-            Xb, yb = batch
-            r = _residual_whole(w, b, Xb, yb)
+            _step_(w, b, decay, scale, whole=batch, before_update=before_update)
         else:
-            gw, r = _sums_blocked(w, b, X, y, batch, block_rows, buffers)
-        if before_update is not None:
-            before_update(r)
-        if block_rows is None:
-            _update_whole_(w, b, Xb, r, decay, scale)
-        else:
-            _update_blocked_(w, b, gw, r, decay, scale)
+            _step_(w, b, decay, scale, blocked=(X, y, batch, block_rows, buffers),
+                   before_update=before_update)
 
     def run_epochs(state, first, count):
-        full, last = data.batch_schedule(count, first)
-        orders = to_tensor(np.concatenate([full.reshape(count, -1), last], axis=1), torch.long,
-                           X.device)
+        orders = to_tensor(data.epoch_orders(count, first), torch.long, X.device)
         per_epoch = []
 
         def evaluate_previous_epoch(r):  # r: every row's residual at the parameters after it

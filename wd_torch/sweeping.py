@@ -20,7 +20,7 @@ Where the decay lives:
   ``torch.optim.SGD`` adds ``weight_decay * p`` to ``p.grad`` before its update, with one float
   ``weight_decay`` per parameter group, and a group per lambda would cost L optimizer calls
   per step. So ``W``'s group keeps ``weight_decay=0`` and the loop adds ``lambd * W``
-  (``lambd`` (1, L), one value per column) to ``W.grad`` on the line before
+  (``lambd`` (1, L), one value per column) to ``W.grad`` between ``loss.backward()`` and
   ``optimizer.step()``: the same term SGD's ``weight_decay`` adds, with a vector in place of
   the scalar. The bias is never decayed.
 """
@@ -33,15 +33,13 @@ import torch
 from wd_core.driver import chunk_epochs, drive
 from wd_core.sweeps import histories_from_sweep, prepare_sweep
 from wd_torch.device import (
-    RowGather,
     arrays_on_device,
-    chunk_batches,
-    epochs_to_numpy,
     to_tensor,
     torch_device,
     torch_dtype,
 )
 from wd_torch.fused import fused_epochs
+from wd_torch.training import autograd_epochs
 
 
 def _column_losses(W, b, X, y) -> torch.Tensor:
@@ -104,24 +102,16 @@ def _idiomatic_run_epochs(run, dev, X, y, W, b, lambdas_row, evaluate):
     W, b = torch.nn.Parameter(W), torch.nn.Parameter(b)
     optimizer = torch.optim.SGD([W, b], lr=run.lr)  # no weight_decay: see the module docstring
 
-    gather = RowGather(X, y, run.data.batch_size)
+    def batch_loss(Xb, yb):
+        # Summed over the runs: column l of the gradient is run l's own gradient.
+        loss = _column_losses(W, b, Xb, yb).sum()
+        if run.method == "scratch":
+            loss = loss + (lambdas_row * W**2).sum() / 2
+        return loss
 
-    def run_epochs(state, first, count):
-        per_epoch = []
-        for batches in chunk_batches(run.data, first, count, dev):
-            for rows in batches:
-                # Summed over the runs: column l of the gradient is run l's own gradient.
-                loss = _column_losses(W, b, *gather(rows)).sum()
-                if run.method == "scratch":
-                    loss = loss + (lambdas_row * W**2).sum() / 2
-                optimizer.zero_grad()
-                loss.backward()
-                if run.method == "concise":
-                    with torch.no_grad():  # SGD's weight_decay term, one lambda per column
-                        W.grad.addcmul_(W, lambdas_row)
-                optimizer.step()
-            with torch.no_grad():
-                per_epoch.append(evaluate(W, b))
-        return state, epochs_to_numpy(per_epoch)
+    def decay():  # SGD's weight_decay term, one lambda per column, just before the step
+        with torch.no_grad():
+            W.grad.addcmul_(W, lambdas_row)
 
-    return run_epochs
+    return autograd_epochs(run.data, dev, X, y, batch_loss, optimizer, lambda: evaluate(W, b),
+                           before_step=decay if run.method == "concise" else None)

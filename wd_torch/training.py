@@ -64,7 +64,7 @@ def train(
     else:
         run_epochs = _idiomatic_run_epochs(spec, dev, X, y, X_val, y_val)
     per_epoch = drive(run_epochs, None, max_epochs=spec.max_epochs, progress=progress,
-                      chunk=chunk_epochs(data, spec.max_epochs), epoch_params=epoch_params)
+                      chunk=chunk_epochs(data, spec.max_epochs), epoch_params=spec.epoch_params)
     return history_from_epochs(spec, "torch", *per_epoch)
 
 
@@ -74,23 +74,37 @@ def _idiomatic_run_epochs(spec, dev, X, y, X_val, y_val):
                                 dtype=spec.dtype, optimizer=spec.optimizer)
     model.set_w_b(spec.w0, spec.b0)
     model.to(dev)
-    optimizer = model.configure_optimizers()
 
-    gather = RowGather(X, y, spec.data.batch_size)
+    def evaluate():
+        w, b = model.get_w_b()
+        return (w.clone(), b.clone(), squared_loss(model(X), y),
+                squared_loss(model(X_val), y_val))
+
+    return autograd_epochs(spec.data, dev, X, y, lambda Xb, yb: model.loss(model(Xb), yb),
+                           model.configure_optimizers(), evaluate)
+
+
+def autograd_epochs(data, dev, X, y, batch_loss, optimizer, evaluate, before_step=None):
+    """``run_epochs`` (:mod:`wd_core.driver`) of the idiomatic loop: for each batch of
+    ``data``'s order, ``loss = batch_loss(X[rows], y[rows])``, ``optimizer.zero_grad()``,
+    ``loss.backward()``, ``before_step()`` (if given: a change to the gradients),
+    ``optimizer.step()``; after each epoch ``evaluate()`` (under ``no_grad``) gives its
+    outputs. ``X`` (n, d), ``y`` (n, 1) on ``dev``; batches gathered into buffers kept for the
+    run (:class:`wd_torch.device.RowGather`)."""
+    gather = RowGather(X, y, data.batch_size)
 
     def run_epochs(state, first, count):
         per_epoch = []
-        for batches in chunk_batches(spec.data, first, count, dev):
+        for batches in chunk_batches(data, first, count, dev):
             for rows in batches:
-                Xb, yb = gather(rows)
-                loss = model.loss(model(Xb), yb)
+                loss = batch_loss(*gather(rows))
                 optimizer.zero_grad()
                 loss.backward()
+                if before_step is not None:
+                    before_step()
                 optimizer.step()
             with torch.no_grad():
-                w, b = model.get_w_b()
-                per_epoch.append((w.clone(), b.clone(), squared_loss(model(X), y),
-                                  squared_loss(model(X_val), y_val)))
+                per_epoch.append(evaluate())
         return state, epochs_to_numpy(per_epoch)
 
     return run_epochs

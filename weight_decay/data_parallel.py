@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import os
 import sys
 
@@ -72,8 +71,9 @@ def train_data_parallel(args, data, optimizer, progress):
         raise InputError("--strategy, --accumulation-steps, --coordinator-address and "
                          "--process-id need --workers N")
     module = importlib.import_module(f"wd_{args.backend}.distributed")
-    options = {**_training_options(args, module), "lambd": args.lambd,
-               "workers": args.workers, "strategy": args.strategy or DEFAULT_STRATEGY,
+    strategy = DEFAULT_STRATEGY if args.strategy is None else args.strategy
+    options = {**_training_options(args), "lambd": args.lambd,
+               "workers": args.workers, "strategy": strategy,
                "accumulation_steps": args.accumulation_steps or 1, "optimizer": optimizer,
                "progress": progress}
     external, cluster = _started_outside(args)
@@ -91,19 +91,13 @@ def train_data_parallel(args, data, optimizer, progress):
     return history
 
 
-def _training_options(args, module) -> dict:
-    """:func:`~weight_decay.commands.options.training_options` that the data-parallel
-    ``train`` takes; ``InputError`` for one it does not take that was given a value other than
-    the single-process ``train()``'s default (e.g. another implementation)."""
-    accepted = inspect.signature(module.train).parameters
-    single = inspect.signature(importlib.import_module(f"wd_{args.backend}").train).parameters
-    options = {}
-    for name, value in training_options(args).items():
-        if name in accepted:
-            options[name] = value
-        elif name in single and value != single[name].default:
-            raise InputError(f"--{name.replace('_', '-')} {value} does not apply to a "
-                             f"data-parallel run (--workers)")
+def _training_options(args) -> dict:
+    """:func:`~weight_decay.commands.options.training_options` of a data-parallel run, which
+    has no fused step: ``InputError`` for ``--fused``."""
+    options = training_options(args)
+    if options.pop("implementation") != "idiomatic":
+        raise InputError("--fused does not apply to a data-parallel run (--workers); "
+                         "accepted: the idiomatic step (leave out --fused)")
     return options
 
 

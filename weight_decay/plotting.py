@@ -20,6 +20,7 @@ import numpy as np
 
 from wd_core import reference
 from wd_core.atomic import atomic_writer
+from wd_core.data import ARGUMENTS
 from wd_core.errors import InputError, MissingFrameworkError
 from wd_core.sweeps import data_from_config
 
@@ -144,8 +145,7 @@ def regularization_path(sweeps, *, title=None):
     sweeps = [list(s) for s in sweeps]
     if not sweeps or not all(sweeps):
         raise InputError("regularization_path needs at least one non-empty sweep")
-    data_keys = ("seed", "num_train", "num_val", "num_inputs", "batch_size")
-    configs = {tuple(h.config.get(k) for k in data_keys) for s in sweeps for h in s}
+    configs = {tuple(h.config.get(k) for k in ARGUMENTS) for s in sweeps for h in s}
     if len(configs) != 1:
         raise InputError("the sweeps were trained on different data (seed or sizes differ); "
                          "plot them separately")

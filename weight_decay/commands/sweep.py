@@ -104,12 +104,12 @@ def execute(args) -> int:
 def _measure(args, backend, data, lambdas) -> int:
     from wd_benchmarks.sweep_cost import measure_sweep_cost
 
-    result = measure_sweep_cost(
-        backend, data, lambdas=lambdas, lambd=3.0, method=args.method, lr=args.lr,
-        max_epochs=args.max_epochs, dtype=args.dtype, device=args.device, repeats=args.repeats,
-    )
+    options = training_options(args)
+    result = measure_sweep_cost(backend, data, lambdas=lambdas, lambd=3.0, repeats=args.repeats,
+                                **options)
     ms = {k: result[k].median_s * 1e3 for k in ("one", "many", "train")}
-    print(f"{args.backend} {args.method} {args.dtype}: sweep of {len(lambdas)} lambdas "
+    print(f"{args.backend} {args.method} {options['implementation']} {args.dtype}: sweep of "
+          f"{len(lambdas)} lambdas "
           f"{ms['many']:.3f} ms, sweep of 1 lambda {ms['one']:.3f} ms, train {ms['train']:.3f} ms "
           f"(medians of {args.repeats}); ratio {result['ratio']:.2f} "
           f"(bound {result['max_ratio']:g}: {'ok' if result['ok'] else 'exceeded'})")
