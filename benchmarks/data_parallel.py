@@ -144,6 +144,7 @@ def _worker(job, progress) -> dict:
                                             strategy=strategy, **common)
 
         results[strategy] = _timed(run, job["repeats"], barrier, comm)
+    distributed.leave()  # serve() exits without the interpreter's shutdown
     return results
 
 

@@ -63,7 +63,7 @@ from wd_jax.device import jax_device, jax_dtype, numerics
 from wd_jax.models import l2_penalty
 from wd_jax.training import model_and_optimizer, start_state
 
-__all__ = ["train", "train_worker"]
+__all__ = ["train", "train_worker", "leave"]
 
 #: The environment variables of a process of a multi-process JAX run.
 CLUSTER_ENV = {"rank": "JAX_PROCESS_ID", "world_size": "JAX_NUM_PROCESSES",
@@ -316,11 +316,18 @@ def run_sharded_chunk(carry, arrays, evals, index, masks, sizes, lambd, lr, *, m
     return sharded(carry, arrays, evals, index, masks, sizes, lambd, lr)
 
 
+def leave() -> None:
+    """End this process's part in the data-parallel runtime that :func:`train_worker` joined
+    (``jax.distributed.shutdown``: every process calls it, the coordinator goes last);
+    nothing if it joined none."""
+    if jax.distributed.is_initialized():
+        jax.distributed.shutdown()
+
+
 def _serve(job, progress):
     job = dict(job, data=data_from_portable(job["data"]))
     history = train_worker(**job, progress=progress)
-    if jax.distributed.is_initialized():
-        jax.distributed.shutdown()  # every process: the coordinator goes last
+    leave()
     return history
 
 

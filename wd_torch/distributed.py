@@ -64,7 +64,7 @@ from wd_core.workers import (
 from wd_torch.device import arrays_on_device, epochs_to_numpy, torch_device
 from wd_torch.models import MODELS, l2_penalty
 
-__all__ = ["train", "train_worker"]
+__all__ = ["train", "train_worker", "leave"]
 
 #: torchrun's environment variables (the supervisor sets the same ones).
 CLUSTER_ENV = {"rank": "RANK", "world_size": "WORLD_SIZE", "host": "MASTER_ADDR",
@@ -309,10 +309,17 @@ def _run(spec, dp, dev, progress) -> list:
                  epoch_params=spec.epoch_params)
 
 
+def leave() -> None:
+    """End this process's part in the data-parallel runtime that :func:`train_worker` joined
+    (``torch.distributed.destroy_process_group``); nothing if it joined none."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _serve(job, progress):
     job = dict(job, data=data_from_portable(job["data"]))
     history = train_worker(**job, progress=progress)
-    dist.destroy_process_group()
+    leave()
     return history
 
 
