@@ -25,7 +25,7 @@ import sys
 
 from wd_core.errors import InputError
 from wd_core.shards import DEFAULT_STRATEGY, STRATEGIES
-from wd_core.validation import NONNEGATIVE_INT, number_from_text
+from wd_core.validation import NONNEGATIVE_INT, POSITIVE_INT, number_from_text
 from wd_core.workers import EXIT_WORKER_FAILED, Cluster, WorkerError
 from weight_decay.commands.options import nonnegative_int, positive_int, training_options
 
@@ -103,27 +103,40 @@ def _training_options(args) -> dict:
 
 def _started_outside(args) -> tuple[bool, Cluster | None]:
     """Whether the engine's launcher (or the user, on each machine) started this process as
-    one worker, and the cluster it named (None: the backend reads the environment)."""
+    one worker, and the cluster it named (None: the backend reads the environment).
+
+    A JAX process takes its coordinator and id from the two flags or from
+    ``JAX_COORDINATOR_ADDRESS`` and ``JAX_PROCESS_ID`` (a flag wins), and its number of
+    processes from ``--workers`` (``JAX_NUM_PROCESSES``, if set, must agree)."""
     jax_flags = args.coordinator_address is not None or args.process_id is not None
     if args.backend == "torch":
         if jax_flags:
             raise InputError("--coordinator-address and --process-id are for --backend jax; "
                              "start torch workers on several machines with torchrun")
         return all(name in os.environ for name in TORCHRUN_ENV), None
-    if not jax_flags:
-        return "JAX_COORDINATOR_ADDRESS" in os.environ and "JAX_PROCESS_ID" in os.environ, None
+    if not jax_flags and not ("JAX_COORDINATOR_ADDRESS" in os.environ
+                              and "JAX_PROCESS_ID" in os.environ):
+        return False, None
+    if "JAX_NUM_PROCESSES" in os.environ:
+        count = _environment_number("JAX_NUM_PROCESSES", POSITIVE_INT)
+        if count != args.workers:
+            raise InputError(f"JAX_NUM_PROCESSES={count} does not match --workers "
+                             f"{args.workers}; accepted: the same number of processes")
+    address_from = "--coordinator-address" if args.coordinator_address is not None \
+        else "JAX_COORDINATOR_ADDRESS"
     address = args.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
-    process_id = args.process_id
+    id_from, process_id = "--process-id", args.process_id
     if process_id is None and "JAX_PROCESS_ID" in os.environ:
-        process_id = _environment_number("JAX_PROCESS_ID", NONNEGATIVE_INT)
+        id_from = "JAX_PROCESS_ID"
+        process_id = _environment_number(id_from, NONNEGATIVE_INT)
     if address is None or process_id is None:
         raise InputError("a JAX process of a run on several machines needs both "
                          "--coordinator-address HOST:PORT and --process-id I")
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise InputError(f"--coordinator-address {address!r} is not HOST:PORT")
+        raise InputError(f"{address_from} {address!r} is not HOST:PORT")
     if process_id >= args.workers:
-        raise InputError(f"--process-id {process_id} is not below --workers {args.workers}")
+        raise InputError(f"{id_from} {process_id} is not below --workers {args.workers}")
     return True, Cluster(process_id, args.workers, host, int(port))
 
 

@@ -1,0 +1,155 @@
+"""The launches that the project's own supervisor does not watch, as on several machines but on
+one: torchrun (``python -m torch.distributed.run --standalone``) starting the torch workers,
+and two JAX processes started side by side with ``--coordinator-address`` and
+``--process-id``. Each runs ``weight-decay run`` end to end; rank 0's file is checked against
+the float64 reference, the other rank writes nothing and exits 0.
+
+Every process is started in a session of its own; afterwards no process of those sessions
+may be left (torchrun's workers included), and a test that fails kills them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parity_tests.conftest import require_backends
+from parity_tests.test_distributed import DATA, EPOCHS, LR
+from wd_core import SyntheticData, reference
+from wd_core.history import History
+from wd_core.tolerances import assert_close
+from wd_core.workers import free_port, launched_pids
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num-train", str(DATA["num_train"]), "--num-val", str(DATA["num_val"]),
+        "--num-inputs", str(DATA["num_inputs"]), "--batch-size", str(DATA["batch_size"])]
+RUN = ["-m", "weight_decay", "run", "--workers", "2", "--method", "scratch", "--dtype",
+       "float64", "--lr", str(LR), "--epochs", str(EPOCHS), *TINY]
+#: A launch that takes longer than this has hung (about 10 s is usual).
+LAUNCH_TIMEOUT_S = 120
+
+
+def _session_members(sid: int) -> list[int]:
+    """The pids of the processes in session ``sid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[4]) == sid:
+                found.append(int(entry.name))
+    return found
+
+
+def _run_all(commands, cwd) -> list[tuple[int, str, str]]:
+    """Start every command (each in its own session), wait for all, and return each one's
+    ``(returncode, stdout, stderr)``; on a timeout or failure here, kill every session."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+             for cmd in commands]
+    try:
+        outputs = [proc.communicate(timeout=LAUNCH_TIMEOUT_S) for proc in procs]
+    finally:
+        for proc in procs:
+            for pid in _session_members(proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if proc.poll() is None:
+                proc.wait()
+    left = [pid for proc in procs for pid in _session_members(proc.pid)]
+    assert not left, f"processes left behind: {left}"
+    return [(proc.returncode, out, err) for proc, (out, err) in zip(procs, outputs,
+                                                                    strict=True)]
+
+
+def _assert_reference(path: Path) -> History:
+    history = History.from_json(path)
+    oracle = reference.train(SyntheticData(**DATA), lambd=3.0, lr=LR, max_epochs=EPOCHS)
+    for name in ("w", "b", "train_loss", "val_loss"):
+        assert_close(getattr(history, name), getattr(oracle, name), "float64", name)
+    assert history.config["workers"] == 2
+    return history
+
+
+def test_torchrun_starts_the_torch_workers(tmp_path):
+    require_backends("torch")
+    out = tmp_path / "run.json"
+    [(status, stdout, stderr)] = _run_all([[
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        *RUN, "--backend", "torch", "--strategy", "ddp", "--out", str(out)]], tmp_path)
+    assert status == 0, stderr
+    history = _assert_reference(out)
+    assert history.config["strategy"] == "ddp"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
+@pytest.mark.parametrize("by", ["flags", "environment"])
+def test_jax_processes_started_side_by_side(tmp_path, by):
+    """Process 0 and process 1, each started on its own as on two machines, meet at the
+    coordinator (the two flags, or ``JAX_COORDINATOR_ADDRESS`` and ``JAX_PROCESS_ID``)."""
+    require_backends("jax")
+    out = tmp_path / "run.json"
+    address = f"127.0.0.1:{free_port()}"
+    if by == "flags":
+        commands = [[sys.executable, *RUN, "--backend", "jax", "--coordinator-address", address,
+                     "--process-id", str(i), "--out", str(out)] for i in range(2)]
+    else:
+        commands = [["env", f"JAX_COORDINATOR_ADDRESS={address}", f"JAX_PROCESS_ID={i}",
+                     sys.executable, *RUN, "--backend", "jax", "--out", str(out)]
+                    for i in range(2)]
+    results = _run_all(commands, tmp_path)
+    for status, _, stderr in results:
+        assert status == 0, stderr
+    _assert_reference(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+    assert results[1][1].strip().splitlines()[-1].startswith(
+        "weight-decay: this worker of 2 is done; worker 0 has the result")
+
+
+BAD_LAUNCHES = [
+    ("jax", ["--coordinator-address", "nohost", "--process-id", "0"], {},
+     "--coordinator-address 'nohost' is not HOST:PORT"),
+    ("jax", ["--coordinator-address", "127.0.0.1:1"], {}, "needs both"),
+    ("jax", ["--coordinator-address", "127.0.0.1:1", "--process-id", "2"], {},
+     "--process-id 2 is not below --workers 2"),
+    ("jax", [], {"JAX_COORDINATOR_ADDRESS": "nohost", "JAX_PROCESS_ID": "0"},
+     "JAX_COORDINATOR_ADDRESS 'nohost' is not HOST:PORT"),
+    ("jax", [], {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1", "JAX_PROCESS_ID": "one"},
+     "JAX_PROCESS_ID"),
+    ("jax", [], {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1", "JAX_PROCESS_ID": "2"},
+     "JAX_PROCESS_ID 2 is not below --workers 2"),
+    ("jax", [], {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1", "JAX_PROCESS_ID": "0",
+                 "JAX_NUM_PROCESSES": "3"}, "JAX_NUM_PROCESSES=3 does not match --workers 2"),
+    ("torch", ["--process-id", "0"], {}, "are for --backend jax"),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "env", "message"), BAD_LAUNCHES,
+                         ids=[" ".join([b, *a, *e]) for b, a, e, _ in BAD_LAUNCHES])
+def test_bad_launch_settings_exit_2_with_one_line(name, args, env, message, monkeypatch,
+                                                  capsys, tmp_path):
+    """Flags or environment that name no usable cluster: one line naming the value, exit 2,
+    no process started, no file."""
+    from weight_decay.cli import main
+
+    for variable in ("JAX_COORDINATOR_ADDRESS", "JAX_PROCESS_ID", "JAX_NUM_PROCESSES"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    started = len(launched_pids())
+    status = main(["run", "--backend", name, "--workers", "2", *args, *TINY,
+                   "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and message in err[0], err
+    assert len(launched_pids()) == started and not (tmp_path / "r.json").exists()
