@@ -186,3 +186,127 @@ def test_full_batch_fused_runs_take_the_training_loss_from_the_next_step(backend
         oracle = reference.train(data, lambd=lambd, lr=0.05, max_epochs=5, epoch_params=True)
         for name in ("train_loss", "val_loss", "epoch_w", "w", "b"):
             assert_close(getattr(history, name), getattr(oracle, name), "float64", err_msg=name)
+
+
+@pytest.fixture
+def intra_op_threads():
+    """Sets torch's intra-op thread count for one test, and restores it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("entry", ["train", "sweep", "step"])
+def test_torch_single_read_step_in_threads(entry, threads, intra_op_threads, monkeypatch):
+    """torch's blocked step and evaluation, dealt out to 1-3 threads (3 on fewer cores too):
+    the float64 reference's numbers, and the caller's thread setting untouched, also as the
+    default of a thread started afterwards."""
+    import threading
+
+    import torch
+
+    import wd_core.blocking
+    import wd_torch
+
+    monkeypatch.setattr(wd_core.blocking, "UNBLOCKED_BYTES", 0)
+    monkeypatch.setattr(wd_torch.fused, "BLOCK_BYTES", 2 * 11 * 8)  # 2 rows, ragged last
+    intra_op_threads(threads)
+    data = SyntheticData(num_train=23, num_val=7, num_inputs=11, batch_size=5, seed=3)
+    kwargs = {"method": "concise", "lr": 0.01, "max_epochs": 4, "dtype": "float64",
+              "epoch_params": True, "implementation": "fused"}
+    if entry == "step":
+        w, b, X, y = _batch(9, 6, seed=5)
+        got = wd_torch.fused.fused_sgd_step(w, b, X, y, lambd=LAMBD, lr=LR, dtype="float64",
+                                            block_rows=2)
+        for actual, want in zip(got, reference.sgd_step(w, b, X, y, lambd=LAMBD, lr=LR),
+                                strict=True):
+            assert_close(actual, want, "float64")
+    else:
+        histories = ([wd_torch.train(data, lambd=3.0, **kwargs)] if entry == "train"
+                     else wd_torch.sweep(data, lambdas=[3.0, 0.0], **kwargs))
+        for history, lambd in zip(histories, (3.0, 0.0), strict=False):
+            oracle = reference.train(data, lambd=lambd, lr=0.01, max_epochs=4,
+                                     epoch_params=True)
+            for name in ("w", "b", "train_loss", "val_loss", "epoch_w", "epoch_b"):
+                assert_close(getattr(history, name), getattr(oracle, name), "float64",
+                             err_msg=name)
+    assert torch.get_num_threads() == threads
+    later = []
+    thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert later == [threads]
+
+
+def test_torch_threads_raise_once_all_have_ended(intra_op_threads):
+    """A task that fails in a pool thread: its exception reaches the caller after every
+    task has ended, and the caller's thread setting stands."""
+    import time
+
+    from wd_torch.fused import _side_by_side
+
+    intra_op_threads(2)
+    ended = []
+
+    def fails():
+        raise RuntimeError("in a pool thread")
+
+    def slow():
+        time.sleep(0.2)
+        ended.append(True)
+
+    with pytest.raises(RuntimeError, match="in a pool thread"):
+        _side_by_side([fails, slow])
+    assert ended == [True]
+    import torch
+
+    assert torch.get_num_threads() == 2
+
+
+FORKED_CHILD = """
+import os, sys
+import numpy as np
+import torch
+import wd_torch
+from wd_core import reference
+
+torch.set_num_threads(2)
+rng = np.random.default_rng(5)
+w, b, X, y = (rng.standard_normal(s) for s in ((6, 1), (1,), (9, 6), (9, 1)))
+step = lambda: wd_torch.fused.fused_sgd_step(w, b, X, y, lambd=2.5, lr=0.05, dtype="float64",
+                                             block_rows=2)
+step()  # the parent's pool threads exist now
+pid = os.fork()
+if pid == 0:
+    want = reference.sgd_step(w, b, X, y, lambd=2.5, lr=0.05)
+    ok = all(np.allclose(a, e, rtol=1e-12, atol=0) for a, e in zip(step(), want))
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_torch_threads_work_in_a_forked_child():
+    """A child forked after the pool was used makes its own (the parent's threads are not
+    there): its threaded step finishes and matches the reference. In a process of its own,
+    without JAX, whose threads make forking unsafe."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", FORKED_CHILD], cwd=root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the forked child too
+        proc.communicate()
+        pytest.fail("the forked child's threaded step did not finish in 60 s")
+    assert proc.returncode == 0, err
