@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from parity_tests.conftest import require_backends
+from parity_tests.processes import processes_with
 from parity_tests.test_distributed import DATA, EPOCHS, LR, assert_gone
 from wd_core import SyntheticData, reference
 from wd_core.errors import InputError
@@ -126,20 +127,6 @@ def test_a_killed_worker_stops_the_command(backend, tmp_path, capsys, monkeypatc
     assert running_workers() == {}
 
 
-def _children(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def test_ctrl_c_stops_every_worker(tmp_path):
     """SIGINT to the command (its workers are in their own process groups, so only the
     supervisor sees it): exit 130, every worker gone, no result file."""
@@ -156,7 +143,7 @@ def test_ctrl_c_stops_every_worker(tmp_path):
         workers = []
         while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-            workers = _children(proc.pid)
+            workers = processes_with("ppid", proc.pid)
         assert len(workers) == 2, f"workers not started: {workers}"
         time.sleep(1.0)
         begin = time.monotonic()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from parity_tests.conftest import require_backends
+from parity_tests.processes import processes_with
 from parity_tests.test_distributed import DATA, EPOCHS, LR
 from wd_core import SyntheticData, reference
 from wd_core.history import History
@@ -34,20 +35,6 @@ RUN = ["-m", "weight_decay", "run", "--workers", "2", "--method", "scratch", "--
 LAUNCH_TIMEOUT_S = 120
 
 
-def _session_members(sid: int) -> list[int]:
-    """The pids of the processes in session ``sid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[4]) == sid:
-                found.append(int(entry.name))
-    return found
-
-
 def _run_all(commands, cwd) -> list[tuple[int, str, str]]:
     """Start every command (each in its own session), wait for all, and return each one's
     ``(returncode, stdout, stderr)``; on a timeout or failure here, kill every session."""
@@ -60,14 +47,14 @@ def _run_all(commands, cwd) -> list[tuple[int, str, str]]:
         outputs = [proc.communicate(timeout=LAUNCH_TIMEOUT_S) for proc in procs]
     finally:
         for proc in procs:
-            for pid in _session_members(proc.pid):
+            for pid in processes_with("session", proc.pid):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
             if proc.poll() is None:
                 proc.wait()
-    left = [pid for proc in procs for pid in _session_members(proc.pid)]
+    left = [pid for proc in procs for pid in processes_with("session", proc.pid)]
     assert not left, f"processes left behind: {left}"
     return [(proc.returncode, out, err) for proc, (out, err) in zip(procs, outputs,
                                                                     strict=True)]
