@@ -21,14 +21,12 @@ import pytest
 from parity_tests.conftest import require_backends
 from parity_tests.processes import processes_with
 from parity_tests.test_distributed import DATA, EPOCHS, LR
+from parity_tests.test_distributed_faults import ROOT, TINY
 from wd_core import SyntheticData, reference
 from wd_core.history import History
 from wd_core.tolerances import assert_close
 from wd_core.workers import free_port, launched_pids
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--num-train", str(DATA["num_train"]), "--num-val", str(DATA["num_val"]),
-        "--num-inputs", str(DATA["num_inputs"]), "--batch-size", str(DATA["batch_size"])]
 RUN = ["-m", "weight_decay", "run", "--workers", "2", "--method", "scratch", "--dtype",
        "float64", "--lr", str(LR), "--epochs", str(EPOCHS), *TINY]
 #: A launch that takes longer than this has hung (about 10 s is usual).
