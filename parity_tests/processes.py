@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-#: Fields of /proc/PID/stat after the command name, counted from 0 (proc(5)).
-STAT_FIELDS = {"ppid": 1, "session": 4}
+#: Fields of /proc/PID/stat after the command name, counted from 0 (proc(5): state, ppid,
+#: pgrp, session, ...).
+STAT_FIELDS = {"ppid": 1, "session": 3}
 
 
 def processes_with(field: str, value: int) -> list[int]:
@@ -20,4 +22,27 @@ def processes_with(field: str, value: int) -> list[int]:
                 continue
             if int(stat.rpartition(")")[2].split()[index]) == value:
                 found.append(int(entry.name))
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process whose chain of parents leads to ``pid`` (now)."""
+    found, todo = set(), [pid]
+    while todo:
+        for child in processes_with("ppid", todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pids) -> list[int]:
+    """Those of ``pids`` that ``os.kill(pid, 0)`` still finds."""
+    found = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            found.append(pid)
+        except ProcessLookupError:
+            pass
     return found

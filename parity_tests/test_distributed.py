@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from parity_tests.conftest import require_backends
+from parity_tests.processes import alive
 from wd_core import SyntheticData, reference
 from wd_core.optimizers import ADAM_FAMILIES, OptimizerSpec
 from wd_core.tolerances import assert_close, run_kind
@@ -196,14 +197,8 @@ def _launch(job, workers, env_for_rank):
 
 def assert_gone(pids) -> None:
     """Every pid has exited and been reaped (``os.kill(pid, 0)`` finds no process)."""
-    alive = []
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-            alive.append(pid)
-        except ProcessLookupError:
-            pass
-    assert not alive, f"worker processes left behind: {alive}"
+    left = alive(pids)
+    assert not left, f"worker processes left behind: {left}"
 
 
 def _torch_launch():

@@ -14,12 +14,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from parity_tests.conftest import require_backends
-from parity_tests.processes import processes_with
+from parity_tests.processes import alive, descendants
 from parity_tests.test_distributed import DATA, EPOCHS, LR
 from parity_tests.test_distributed_faults import ROOT, TINY
 from wd_core import SyntheticData, reference
@@ -33,29 +34,54 @@ RUN = ["-m", "weight_decay", "run", "--workers", "2", "--method", "scratch", "--
 LAUNCH_TIMEOUT_S = 120
 
 
-def _run_all(commands, cwd) -> list[tuple[int, str, str]]:
-    """Start every command (each in its own session), wait for all, and return each one's
-    ``(returncode, stdout, stderr)``; on a timeout or failure here, kill every session."""
+def _run_all(commands, tmp_path) -> list[tuple[int, str, str]]:
+    """Start every command in ``tmp_path / "run"`` (each in a session of its own, output to
+    files), wait for all while noting every process they start, and return each one's
+    ``(returncode, stdout, stderr)``. Fails if one of the noted processes outlives the
+    launch; whatever happens, none is left afterwards (torchrun gets SIGTERM first, which
+    stops its workers, then everything SIGKILL)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
                                                         os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
-             for cmd in commands]
+    (tmp_path / "run").mkdir()
+    logs = [(tmp_path / f"{i}.out", tmp_path / f"{i}.err") for i in range(len(commands))]
+    procs, seen = [], set()
     try:
-        outputs = [proc.communicate(timeout=LAUNCH_TIMEOUT_S) for proc in procs]
+        for cmd, (out, err) in zip(commands, logs, strict=True):
+            with out.open("w") as stdout, err.open("w") as stderr:
+                procs.append(subprocess.Popen(cmd, cwd=tmp_path / "run", env=env,
+                                              stdout=stdout, stderr=stderr,
+                                              start_new_session=True))
+        deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+        while any(proc.poll() is None for proc in procs):
+            for proc in procs:
+                seen |= descendants(proc.pid)
+            if time.monotonic() > deadline:
+                pytest.fail(f"the launch did not end within {LAUNCH_TIMEOUT_S} s")
+            time.sleep(0.05)
+        left = alive(seen)
     finally:
-        for proc in procs:
-            for pid in processes_with("session", proc.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            if proc.poll() is None:
-                proc.wait()
-    left = [pid for proc in procs for pid in processes_with("session", proc.pid)]
+        _stop(procs, seen)
     assert not left, f"processes left behind: {left}"
-    return [(proc.returncode, out, err) for proc, (out, err) in zip(procs, outputs,
-                                                                    strict=True)]
+    return [(proc.returncode, out.read_text(), err.read_text())
+            for proc, (out, err) in zip(procs, logs, strict=True)]
+
+
+def _stop(procs, seen) -> None:
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        proc.terminate()
+    for proc in running:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+    for pid in alive(seen | {proc.pid for proc in procs}):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for proc in procs:
+        proc.wait()
 
 
 def _assert_reference(path: Path) -> History:
@@ -69,14 +95,14 @@ def _assert_reference(path: Path) -> History:
 
 def test_torchrun_starts_the_torch_workers(tmp_path):
     require_backends("torch")
-    out = tmp_path / "run.json"
+    out = tmp_path / "run" / "run.json"
     [(status, stdout, stderr)] = _run_all([[
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
         *RUN, "--backend", "torch", "--strategy", "ddp", "--out", str(out)]], tmp_path)
     assert status == 0, stderr
     history = _assert_reference(out)
     assert history.config["strategy"] == "ddp"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["run.json"]
 
 
 @pytest.mark.parametrize("by", ["flags", "environment"])
@@ -84,7 +110,7 @@ def test_jax_processes_started_side_by_side(tmp_path, by):
     """Process 0 and process 1, each started on its own as on two machines, meet at the
     coordinator (the two flags, or ``JAX_COORDINATOR_ADDRESS`` and ``JAX_PROCESS_ID``)."""
     require_backends("jax")
-    out = tmp_path / "run.json"
+    out = tmp_path / "run" / "run.json"
     address = f"127.0.0.1:{free_port()}"
     if by == "flags":
         commands = [[sys.executable, *RUN, "--backend", "jax", "--coordinator-address", address,
@@ -97,7 +123,7 @@ def test_jax_processes_started_side_by_side(tmp_path, by):
     for status, _, stderr in results:
         assert status == 0, stderr
     _assert_reference(out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["run.json"]
     assert results[1][1].strip().splitlines()[-1].startswith(
         "weight-decay: this worker of 2 is done; worker 0 has the result")
 
@@ -116,6 +142,11 @@ BAD_LAUNCHES = [
      "JAX_PROCESS_ID 2 is not below --workers 2"),
     ("jax", [], {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1", "JAX_PROCESS_ID": "0",
                  "JAX_NUM_PROCESSES": "3"}, "JAX_NUM_PROCESSES=3 does not match --workers 2"),
+    ("jax", [], {"JAX_PROCESS_ID": "0"}, "JAX_PROCESS_ID is set but JAX_COORDINATOR_ADDRESS"),
+    ("jax", [], {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1"},
+     "JAX_COORDINATOR_ADDRESS is set but JAX_PROCESS_ID"),
+    ("jax", ["--coordinator-address", "", "--process-id", "0"],
+     {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1"}, "--coordinator-address '' is not HOST:PORT"),
     ("torch", ["--process-id", "0"], {}, "are for --backend jax"),
 ]
 

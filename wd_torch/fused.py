@@ -16,9 +16,9 @@ stays in cache while its residual and its share ``X_blk^T r_blk`` of the gradien
 computed. Either way the result is ``torch.optim.SGD``'s step up to rounding
 (``parity_tests/test_fused.py``).
 
-On a CPU with several intra-op threads (``torch.get_num_threads()``, T of them) the
-single-read step deals its row blocks out to T Python threads, block j to thread j mod T,
-each running torch's kernels on one intra-op thread (torch releases the GIL inside an op):
+On a CPU with several intra-op threads (``torch.get_num_threads()``, T of them, at most one
+per block) the single-read step deals its row blocks out to T Python threads, block j to
+thread j mod T, each running torch's kernels on one intra-op thread (:mod:`wd_torch.threads`):
 each core streams its own rows, where T-thread kernels on blocks of a few MiB spend much of
 their time starting and joining. Each thread sums its blocks' gradients in a buffer of its own
 and the T partial sums are added in thread order, so the result does not depend on timing.
@@ -31,15 +31,13 @@ Its step functions (``fused_step``, ``fused_sgd_step``, ``block_rows_for``,
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor, wait
-
 import torch
 
 from wd_core import blocking
 from wd_core.blocking import check_block_rows
 from wd_core.runspec import prepare_step
 from wd_torch.device import epochs_to_numpy, to_tensor, torch_device, torch_dtype
+from wd_torch.threads import run_side_by_side, thread_count
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
 #: in cache between its two uses (the benchmark machine: 2 MiB L2 in all, 32 MiB L3). For
@@ -76,41 +74,6 @@ def _update_whole_(w, b, Xb, r, decay, scale):
     b.sub_(r.sum(0), alpha=scale)
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-# A forked child has none of its parent's threads: it makes its own pools.
-os.register_at_fork(after_in_child=_POOLS.clear)
-
-
-def _pool(count: int) -> ThreadPoolExecutor:
-    """A pool of ``count`` threads, made once per count and kept for the process."""
-    if count not in _POOLS:
-        _POOLS[count] = ThreadPoolExecutor(count, thread_name_prefix="wd_torch.fused")
-    return _POOLS[count]
-
-
-def _one_intra_op_thread(task):
-    if torch.get_num_threads() != 1:  # per thread: OpenMP's and MKL's settings are local
-        torch.set_num_threads(1)
-    return task()
-
-
-def _side_by_side(tasks) -> list:
-    """The results of the callables ``tasks``, run side by side, one per pool thread, each
-    on one intra-op thread (a single task runs here, as it is); once all have ended, the
-    first exception raised is re-raised."""
-    if len(tasks) == 1:
-        return [tasks[0]()]
-    threads = torch.get_num_threads()
-    try:
-        futures = [_pool(len(tasks)).submit(_one_intra_op_thread, task) for task in tasks]
-        wait(futures)
-        return [future.result() for future in futures]
-    finally:
-        # set_num_threads(1) in a pool thread also lowered the default that threads started
-        # later take; this thread's own setting was never changed.
-        torch.set_num_threads(threads)
-
-
 def _sums_blocked(w, b, X, y, rows, block_rows, buffers):
     """``(X_rows^T r (d, L), r (n, L))`` over the batch ``rows`` of ``X`` (all rows when
     None) in one read: row blocks of ``block_rows``, each (gathered into a small buffer)
@@ -135,7 +98,7 @@ def _sums_blocked(w, b, X, y, rows, block_rows, buffers):
             r_blk = torch.addmm(offset[lo:hi], Xb, w, out=r[lo:hi])
             gw.addmm_(Xb.T, r_blk)
 
-    _side_by_side([lambda t=t: share(t) for t in range(len(blocks))])
+    run_side_by_side([lambda t=t: share(t) for t in range(len(blocks))])
     gw = partials[0]
     for more in partials[1:]:
         gw.add_(more)
@@ -144,15 +107,15 @@ def _sums_blocked(w, b, X, y, rows, block_rows, buffers):
 
 def _residual_side_by_side(w, b, X, y, r, threads: int):
     """``r = X w + b - y`` (n, L) into the buffer ``r``, ``X``'s rows in ``threads``
-    contiguous parts, one per thread (:func:`_side_by_side`)."""
+    contiguous parts, one per thread (:func:`wd_torch.threads.run_side_by_side`)."""
     torch.sub(b, y, out=r)
     bounds = [len(X) * t // threads for t in range(threads + 1)]
 
     def part(lo, hi):
         torch.addmm(r[lo:hi], X[lo:hi], w, out=r[lo:hi])
 
-    _side_by_side([lambda lo=lo, hi=hi: part(lo, hi)
-                   for lo, hi in zip(bounds, bounds[1:], strict=False)])
+    run_side_by_side([lambda lo=lo, hi=hi: part(lo, hi)
+                      for lo, hi in zip(bounds, bounds[1:], strict=False)])
     return r
 
 
@@ -180,16 +143,10 @@ def _step_(w, b, decay, scale, *, whole=None, blocked=None, before_update=None):
         _update_blocked_(w, b, gw, r, decay, scale)
 
 
-def _threads(like, blocks: int) -> int:
-    """Threads of the single-read step over ``blocks`` row blocks: on a CPU torch's intra-op
-    thread count, at most one per block; else 1."""
-    return min(torch.get_num_threads(), blocks) if like.device.type == "cpu" else 1
-
-
 def _buffers(block_rows, batch_rows, like, lanes=1):
     """``(blocks, partials, r)`` of :func:`_sums_blocked`, one block and one partial sum per
-    thread (:func:`_threads`)."""
-    d, threads = like.shape[1], _threads(like, -(-batch_rows // block_rows))
+    thread (:func:`wd_torch.threads.thread_count`)."""
+    d, threads = like.shape[1], thread_count(like.device, -(-batch_rows // block_rows))
     return ([torch.empty(block_rows, d, dtype=like.dtype, device=like.device)
              for _ in range(threads)],
             [torch.zeros(d, lanes, dtype=like.dtype, device=like.device)
@@ -249,9 +206,9 @@ def fused_epochs(data, X, y, w, b, decay, lr, evaluate):
     epoch, the step walks ``X`` in its own order (the batch's sums do not depend on the order
     but for rounding), and the step of epoch e + 1 computes the residual at the parameters
     after epoch e: epoch e is evaluated from it, and only a chunk's last epoch by a pass of
-    its own. Blocked with several threads (:func:`_threads`), that pass computes every row's
-    residual side by side, one contiguous part of ``X`` per thread, and hands it to
-    ``evaluate``.
+    its own. Blocked with several threads (:func:`wd_torch.threads.thread_count`), that pass
+    computes every row's residual side by side, one contiguous part of ``X`` per thread, and
+    hands it to ``evaluate``.
     """
     B, n = data.batch_size, data.num_train
     block_rows = auto_block_rows(B, data.num_inputs, X.element_size(), X.device.type)

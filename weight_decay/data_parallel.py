@@ -31,6 +31,8 @@ from weight_decay.commands.options import nonnegative_int, positive_int, trainin
 
 #: torchrun sets these in every worker it starts.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+#: A JAX process started by hand may name its coordinator and id with these.
+JAX_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_PROCESS_ID")
 
 
 def add_data_parallel_options(parser: argparse.ArgumentParser) -> None:
@@ -114,17 +116,22 @@ def _started_outside(args) -> tuple[bool, Cluster | None]:
             raise InputError("--coordinator-address and --process-id are for --backend jax; "
                              "start torch workers on several machines with torchrun")
         return all(name in os.environ for name in TORCHRUN_ENV), None
-    if not jax_flags and not ("JAX_COORDINATOR_ADDRESS" in os.environ
-                              and "JAX_PROCESS_ID" in os.environ):
+    named = [name for name in JAX_ENV if name in os.environ]
+    if not jax_flags and not named:
         return False, None
+    if not jax_flags and len(named) < len(JAX_ENV):
+        missing = next(name for name in JAX_ENV if name not in named)
+        raise InputError(f"{named[0]} is set but {missing} is not; a JAX process started by "
+                         f"hand needs both (or --coordinator-address and --process-id)")
     if "JAX_NUM_PROCESSES" in os.environ:
         count = _environment_number("JAX_NUM_PROCESSES", POSITIVE_INT)
         if count != args.workers:
             raise InputError(f"JAX_NUM_PROCESSES={count} does not match --workers "
                              f"{args.workers}; accepted: the same number of processes")
-    address_from = "--coordinator-address" if args.coordinator_address is not None \
-        else "JAX_COORDINATOR_ADDRESS"
-    address = args.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    address_from, address = "--coordinator-address", args.coordinator_address
+    if address is None:
+        address_from = "JAX_COORDINATOR_ADDRESS"
+        address = os.environ.get(address_from)
     id_from, process_id = "--process-id", args.process_id
     if process_id is None and "JAX_PROCESS_ID" in os.environ:
         id_from = "JAX_PROCESS_ID"
