@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from parity_tests.conftest import require_backends
-from parity_tests.processes import alive, descendants
+from parity_tests.processes import descendants, still_running
 from parity_tests.test_distributed import DATA, EPOCHS, LR
 from parity_tests.test_distributed_faults import ROOT, TINY
 from wd_core import SyntheticData, reference
@@ -44,7 +44,7 @@ def _run_all(commands, tmp_path) -> list[tuple[int, str, str]]:
                                                         os.environ.get("PYTHONPATH", "")])}
     (tmp_path / "run").mkdir()
     logs = [(tmp_path / f"{i}.out", tmp_path / f"{i}.err") for i in range(len(commands))]
-    procs, seen = [], set()
+    procs, seen = [], {}
     try:
         for cmd, (out, err) in zip(commands, logs, strict=True):
             with out.open("w") as stdout, err.open("w") as stderr:
@@ -54,11 +54,12 @@ def _run_all(commands, tmp_path) -> list[tuple[int, str, str]]:
         deadline = time.monotonic() + LAUNCH_TIMEOUT_S
         while any(proc.poll() is None for proc in procs):
             for proc in procs:
-                seen |= descendants(proc.pid)
+                if proc.poll() is None:
+                    seen.update(descendants(proc.pid))
             if time.monotonic() > deadline:
                 pytest.fail(f"the launch did not end within {LAUNCH_TIMEOUT_S} s")
             time.sleep(0.05)
-        left = alive(seen)
+        left = still_running(seen)
     finally:
         _stop(procs, seen)
     assert not left, f"processes left behind: {left}"
@@ -75,10 +76,13 @@ def _stop(procs, seen) -> None:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             pass
-    for pid in alive(seen | {proc.pid for proc in procs}):
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+    for pid in still_running(seen):
         try:
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
     for proc in procs:
         proc.wait()

@@ -46,9 +46,9 @@ def threads(monkeypatch):
     ran_in = set()
     run = wd_torch.threads._run
 
-    def spy(task, grad_enabled):
+    def spy(task, *modes):
         ran_in.add(threading.current_thread().name)
-        return run(task, grad_enabled)
+        return run(task, *modes)
 
     monkeypatch.setattr(wd_torch.threads, "_run", spy)
     before = torch.get_num_threads()
@@ -136,6 +136,36 @@ def test_parameters_that_require_grad_step_in_threads(threads):
     assert_close(b_t.detach().numpy(), want_b, "float64")
     assert w_t.grad is None and torch.is_grad_enabled()
     _assert_ran_in(ran_in, 2)
+
+
+def test_a_step_under_inference_mode_in_threads(threads):
+    import wd_torch
+
+    ran_in = threads(2)
+    w, b, X, y = _batch()
+    with torch.inference_mode():
+        got = wd_torch.fused.fused_sgd_step(w, b, X, y, lambd=LAMBD, lr=LR, dtype="float64",
+                                            block_rows=2)
+    for actual, want in zip(got, reference.sgd_step(w, b, X, y, lambd=LAMBD, lr=LR),
+                            strict=True):
+        assert_close(actual, want, "float64")
+    _assert_ran_in(ran_in, 2)
+
+
+def test_pool_threads_keep_one_intra_op_thread(threads):
+    """Also after a parallel op (torch sets up a thread's count lazily, at its first one),
+    and after the pool has grown; the caller keeps its own."""
+    from wd_torch.threads import run_side_by_side
+
+    threads(3)
+
+    def count_after_a_parallel_op():
+        torch.ones(2**20).sum()
+        return torch.get_num_threads()
+
+    assert run_side_by_side([count_after_a_parallel_op] * 2) == [1, 1]
+    assert run_side_by_side([count_after_a_parallel_op] * 3) == [1, 1, 1]
+    _assert_default_is(3)
 
 
 def test_an_exception_in_a_pool_thread_is_raised_once_all_have_ended(threads):

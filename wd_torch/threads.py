@@ -78,27 +78,33 @@ def _executor(size: int) -> ThreadPoolExecutor:
                 for _ in range(size):  # no thread is idle before the barrier: each starts one
                     executor.submit(int)
                 barrier.wait(START_TIMEOUT_S)
+            except threading.BrokenBarrierError as err:
+                barrier.abort()
+                executor.shutdown(wait=True)  # no thread of it can lower the default later
+                raise RuntimeError(f"wd_torch.threads: {size} pool threads did not start "
+                                   f"within {START_TIMEOUT_S} s") from err
             finally:
                 torch.set_num_threads(own)  # the default the pool's threads lowered
-            if _Pool.executor is not None:
-                _Pool.executor.shutdown(wait=False)
+            # A smaller pool is dropped, not shut down: a caller may still be submitting to
+            # it; its threads end when it is collected.
             _Pool.executor, _Pool.size = executor, size
         return _Pool.executor
 
 
-def _run(task, grad_enabled: bool):
-    with torch.set_grad_enabled(grad_enabled):  # grad mode is per thread too
+def _run(task, grad_enabled: bool, inference: bool):
+    # Grad mode and inference mode are per thread too: the caller's, in the pool's thread.
+    with torch.inference_mode(inference), torch.set_grad_enabled(grad_enabled):
         return task()
 
 
 def run_side_by_side(tasks) -> list:
     """The results of the callables ``tasks``, run side by side in the pool's threads under
-    the caller's grad mode (a single task runs here, as it is); once all have ended, the
-    first exception raised is re-raised."""
+    the caller's grad and inference modes (a single task runs here, as it is); once all have
+    ended, the first exception raised is re-raised."""
     if len(tasks) == 1:
         return [tasks[0]()]
-    grad_enabled = torch.is_grad_enabled()
+    modes = (torch.is_grad_enabled(), torch.is_inference_mode_enabled())
     executor = _executor(len(tasks))
-    futures = [executor.submit(_run, task, grad_enabled) for task in tasks]
+    futures = [executor.submit(_run, task, *modes) for task in tasks]
     wait(futures)
     return [future.result() for future in futures]
