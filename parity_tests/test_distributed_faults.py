@@ -48,6 +48,16 @@ def _name(backend) -> str:
     return backend.__name__.removeprefix("wd_")
 
 
+def assert_file_matches_reference(path) -> History:
+    """The History in ``path`` (a float64 run of ``DATA`` with lambda 3) has the float64
+    reference's parameters and losses; returns it."""
+    history = History.from_json(path)
+    oracle = reference.train(SyntheticData(**DATA), lambd=3.0, lr=LR, max_epochs=EPOCHS)
+    for name in ("w", "b", "train_loss", "val_loss"):
+        assert_close(getattr(history, name), getattr(oracle, name), "float64", name)
+    return history
+
+
 def test_engines_are_available(backend):
     """The multi-process tests fail, not skip, without gloo or jax.distributed."""
     if _name(backend) == "torch":
@@ -71,10 +81,7 @@ def test_torch_command_line_run_equals_the_reference(tmp_path, capsys):
     assert status == 0
     assert_gone(launched_pids()[started:])
     assert len(launched_pids()) - started == 2
-    history = History.from_json(out)
-    oracle = reference.train(SyntheticData(**DATA), lambd=3.0, lr=LR, max_epochs=EPOCHS)
-    for name in ("w", "b", "train_loss", "val_loss"):
-        assert_close(getattr(history, name), getattr(oracle, name), "float64", name)
+    history = assert_file_matches_reference(out)
     assert {k: history.config[k] for k in ("workers", "strategy", "accumulation_steps")} == {
         "workers": 2, "strategy": "zero", "accumulation_steps": 2}
 

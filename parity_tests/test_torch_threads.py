@@ -16,15 +16,15 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from parity_tests.conftest import require_backends
+from parity_tests.test_fused import LAMBD, LR
+from parity_tests.test_fused import _batch as one_batch
 from wd_core import SyntheticData, reference
 from wd_core.tolerances import assert_close
 
 torch = pytest.importorskip("torch")
-LR, LAMBD = 0.05, 2.5
 DATA = {"num_train": 23, "num_val": 7, "num_inputs": 11, "seed": 3}
 
 
@@ -100,10 +100,14 @@ def test_runs_in_threads_match_the_reference(threads, entry, count):
     _assert_default_is(count)
 
 
-def _batch(n=9, d=6, seed=5):
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((d, 1)), rng.standard_normal(1), rng.standard_normal((n, d)),
-            rng.standard_normal((n, 1)))
+def _batch():
+    return one_batch(9, 6, seed=5)
+
+
+def _assert_one_reference_step(got, w, b, X, y):
+    for actual, want in zip(got, reference.sgd_step(w, b, X, y, lambd=LAMBD, lr=LR),
+                            strict=True):
+        assert_close(actual, want, "float64")
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
@@ -114,9 +118,7 @@ def test_one_step_in_threads_matches_the_reference(threads, count):
     w, b, X, y = _batch()
     got = wd_torch.fused.fused_sgd_step(w, b, X, y, lambd=LAMBD, lr=LR, dtype="float64",
                                         block_rows=2)
-    for actual, want in zip(got, reference.sgd_step(w, b, X, y, lambd=LAMBD, lr=LR),
-                            strict=True):
-        assert_close(actual, want, "float64")
+    _assert_one_reference_step(got, w, b, X, y)
     _assert_ran_in(ran_in, count)
     _assert_default_is(count)
 
@@ -131,9 +133,7 @@ def test_parameters_that_require_grad_step_in_threads(threads):
     w_t, b_t = (torch.nn.Parameter(torch.tensor(a)) for a in (w, b))
     wd_torch.fused.fused_step(w_t, b_t, torch.tensor(X), torch.tensor(y), LAMBD, LR,
                               block_rows=2)
-    want_w, want_b = reference.sgd_step(w, b, X, y, lambd=LAMBD, lr=LR)
-    assert_close(w_t.detach().numpy(), want_w, "float64")
-    assert_close(b_t.detach().numpy(), want_b, "float64")
+    _assert_one_reference_step((w_t.detach().numpy(), b_t.detach().numpy()), w, b, X, y)
     assert w_t.grad is None and torch.is_grad_enabled()
     _assert_ran_in(ran_in, 2)
 
@@ -146,9 +146,7 @@ def test_a_step_under_inference_mode_in_threads(threads):
     with torch.inference_mode():
         got = wd_torch.fused.fused_sgd_step(w, b, X, y, lambd=LAMBD, lr=LR, dtype="float64",
                                             block_rows=2)
-    for actual, want in zip(got, reference.sgd_step(w, b, X, y, lambd=LAMBD, lr=LR),
-                            strict=True):
-        assert_close(actual, want, "float64")
+    _assert_one_reference_step(got, w, b, X, y)
     _assert_ran_in(ran_in, 2)
 
 
