@@ -128,19 +128,35 @@ def test_optax_count_equals_torch_last_epoch():
     assert int(count) == last_epoch == STEPS
 
 
-def test_cosine_after_t_max_torch_rises_optax_stays():
-    """Past ``T_max`` torch's cosine climbs back (period 2*T_max); optax's stays at eta_min."""
+def test_cosine_after_t_max_follows_torch_where_optax_cosine_decay_stays():
+    """Past ``T_max`` torch's cosine climbs back (period 2*T_max): ``torch_cosine_annealing_lr``
+    follows it at every step; ``optax.cosine_decay_schedule`` (the namesake) stays at
+    eta_min."""
     t_max = 6
     _, make_torch, _ = OPTIMIZERS["sgd"]
     _, torch_lrs, _ = run_torch_scheduled(
         make_torch, lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=t_max, eta_min=0.01),
         1, "after")
     schedule = jopt.torch_cosine_annealing_lr(LR, T_max=t_max, eta_min=0.01)
+    namesake = optax.cosine_decay_schedule(LR, decay_steps=t_max, alpha=0.01 / LR)
     with jax.enable_x64(True):
         optax_lrs = np.array([float(schedule(k)) for k in range(STEPS)])
-    np.testing.assert_allclose(optax_lrs[: t_max + 1], torch_lrs[: t_max + 1], rtol=1e-12)
-    assert optax_lrs[t_max + 3] == pytest.approx(0.01, rel=1e-12)
+        namesake_lrs = np.array([float(namesake(k)) for k in range(STEPS)])
+    np.testing.assert_allclose(optax_lrs, torch_lrs, rtol=1e-12)
+    assert namesake_lrs[t_max + 3] == pytest.approx(0.01, rel=1e-12)
     assert torch_lrs[t_max + 3] > 0.05
+
+
+def test_step_lr_with_gamma_zero_drops_to_zero_as_torch():
+    """``optax.exponential_decay`` treats ``decay_rate=0`` as constant; torch's StepLR(gamma=0)
+    and ``torch_step_lr`` drop the lr to 0 at the first step_size."""
+    _, make_torch, _ = OPTIMIZERS["sgd"]
+    _, torch_lrs, _ = run_torch_scheduled(
+        make_torch, lambda opt: lr_scheduler.StepLR(opt, step_size=3, gamma=0.0), 1, "after")
+    with jax.enable_x64(True):
+        ours = np.array([float(jopt.torch_step_lr(LR, 3, 0.0)(k)) for k in range(STEPS)])
+    np.testing.assert_array_equal(ours, torch_lrs)
+    assert torch_lrs[3] == 0.0
 
 
 def test_step_lr_stays_float64_where_optax_exponential_decay_rounds_to_float32():

@@ -67,18 +67,82 @@ def test_other_optimizer_classes_are_refused(make):
             lambda: port.optimizer_from_torch(optimizer, model))
 
 
+def test_reduce_lr_on_plateau_is_refused_with_the_reason():
+    model = make_model("mlp")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = lr_scheduler.ReduceLROnPlateau(optimizer)
+    refused(r"scheduler ReduceLROnPlateau has no port: its lr follows a metric passed to "
+            r"step\(metrics\), not the step count",
+            lambda: port.optimizer_from_torch(optimizer, model, scheduler=scheduler))
+
+
+def test_a_scheduler_subclass_is_refused():
+    model = make_model("mlp")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = type("MyStepLR", (lr_scheduler.StepLR,), {})(optimizer, step_size=2)
+    refused(r"scheduler .*MyStepLR has no port; accepted: .*StepLR, .*LambdaLR.* \(the class "
+            r"itself, not a subclass\)",
+            lambda: port.optimizer_from_torch(optimizer, model, scheduler=scheduler))
+
+
 @pytest.mark.parametrize("make", [
-    lambda opt: lr_scheduler.ExponentialLR(opt, gamma=0.9),
     lambda opt: lr_scheduler.LambdaLR(opt, lambda epoch: 0.9 ** epoch),
-    lambda opt: lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=20),
-], ids=["ExponentialLR", "LambdaLR", "OneCycleLR"])
-def test_other_schedulers_are_refused(make):
+    lambda opt: lr_scheduler.MultiplicativeLR(opt, lambda epoch: 0.9),
+    lambda opt: lr_scheduler.CyclicLR(opt, 0.01, 0.1, scale_fn=lambda x: 1.0),
+    lambda opt: lr_scheduler.SequentialLR(opt, [lr_scheduler.StepLR(opt, 2),
+                                                lr_scheduler.LambdaLR(opt, lambda e: 1.0)],
+                                          milestones=[3]),
+], ids=["LambdaLR", "MultiplicativeLR", "CyclicLR-scale_fn", "SequentialLR-LambdaLR"])
+def test_a_python_function_without_horizon_is_refused(make):
     model = make_model("mlp")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = make(optimizer)
-    refused(rf"scheduler .*{type(scheduler).__name__} has no port; accepted: "
-            r".*StepLR, .*CosineAnnealingLR",
+    refused(r"calls a Python function of the epoch, which cannot run inside an optax update: "
+            r"pass horizon=N",
             lambda: port.optimizer_from_torch(optimizer, model, scheduler=scheduler))
+    for horizon in (0, -3, 2.5, "10"):
+        with pytest.raises(ValueError, match="horizon"):
+            port.optimizer_from_torch(optimizer, model, scheduler=scheduler, horizon=horizon)
+
+
+def test_a_recorded_schedule_past_its_horizon_is_refused_and_gives_nan():
+    """The lr is recorded for last_epoch 0 to 0 + horizon: the horizon's steps and one more
+    run; past that the recorded lr is NaN (never another lr), and a state whose next lr is
+    past it is refused by state_from_torch."""
+    model = make_model("mlp")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.9 ** epoch)
+    with jax.enable_x64(True):
+        params = port.params_from_torch(model)
+        tx = port.optimizer_from_torch(optimizer, model, scheduler=scheduler, horizon=3)
+        state = port.state_from_torch(optimizer, model, tx, params, scheduler=scheduler)
+        grads = jax.tree.map(jnp.ones_like, params)
+        for _ in range(4):
+            updates, state = tx.update(grads, state, params)
+            assert all(np.isfinite(u).all() for u in jax.tree.leaves(updates))
+        updates, state = tx.update(grads, state, params)
+        assert all(np.isnan(u).all() for u in jax.tree.leaves(updates))
+        for _ in range(3):
+            optimizer.step()
+            scheduler.step()
+        refused(r"gives no lr for the step after this one .* horizon",
+                lambda: port.state_from_torch(optimizer, model, tx, params,
+                                              scheduler=scheduler))
+
+
+def test_one_cycle_past_total_steps_is_refused():
+    model = make_model("mlp")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=3)
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    with jax.enable_x64(True):
+        params = port.params_from_torch(model)
+        tx = port.optimizer_from_torch(optimizer, model, scheduler=scheduler)
+        refused(r"OneCycleLR's total_steps is reached",
+                lambda: port.state_from_torch(optimizer, model, tx, params,
+                                              scheduler=scheduler))
 
 
 def test_a_scheduler_of_another_optimizer_is_refused():
@@ -89,20 +153,21 @@ def test_a_scheduler_of_another_optimizer_is_refused():
             lambda: port.optimizer_from_torch(optimizer, model, scheduler=other))
 
 
-def test_a_scheduler_stepped_per_epoch_is_refused_with_the_state():
+def test_a_scheduled_tx_needs_its_scheduler():
     model = make_model("mlp")
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
     scheduler = lr_scheduler.StepLR(optimizer, step_size=2)
     from parity_tests.test_port_models import BATCHES
 
-    torch_run(model, optimizer, BATCHES["mlp"][:4])  # 4 optimizer steps, scheduler never
+    torch_run(model, optimizer, BATCHES["mlp"][:4])
     with jax.enable_x64(True):
         params = port.params_from_torch(model)
         tx = port.optimizer_from_torch(optimizer, model, scheduler=scheduler)
-        refused(r"parameter group 0: the scheduler has been stepped 0 times and the optimizer "
-                r"4 times", lambda: port.state_from_torch(optimizer, model, tx, params,
-                                                          scheduler=scheduler))
         refused(r"pass scheduler=", lambda: port.state_from_torch(optimizer, model, tx, params))
+        other = lr_scheduler.ExponentialLR(optimizer, gamma=0.5)
+        refused(r"scheduler= is \[\('ExponentialLR', \(\)\)\], but tx was converted from "
+                r"\[\('StepLR', \(\)\)\]",
+                lambda: port.state_from_torch(optimizer, model, tx, params, scheduler=other))
         state = tx.init(params)
     steps = [float(s["step"]) for s in optimizer.state.values()]
     refused(r"pass scheduler=", lambda: port.state_to_torch(state, tx, optimizer, model))
@@ -116,7 +181,7 @@ def test_a_scheduler_for_a_tx_without_schedule_is_refused():
     with jax.enable_x64(True):
         params = port.params_from_torch(model)
         tx = port.optimizer_from_torch(optimizer, model)  # converted without the scheduler
-        match = r"scheduler= is given but tx follows no schedule"
+        match = r"scheduler= is given but tx follows no scheduler"
         refused(match, lambda: port.state_from_torch(optimizer, model, tx, params,
                                                      scheduler=scheduler))
         refused(match, lambda: port.state_to_torch(tx.init(params), tx, optimizer, model,

@@ -58,7 +58,7 @@ def check_sgd_arguments(*, lr, momentum, dampening, weight_decay, nesterov) -> N
     check_hyperparameter("weight_decay", weight_decay, NONNEGATIVE)
     if not isinstance(nesterov, bool):
         raise InputTypeError(f"nesterov must be True or False, got {nesterov!r}")
-    if nesterov and (not momentum > 0 or dampening != 0):
+    if nesterov and ((is_number(momentum) and not momentum > 0) or dampening != 0):
         raise InputError(
             f"nesterov=True requires momentum > 0 and dampening == 0, got "
             f"momentum={momentum!r}, dampening={dampening!r}"

@@ -51,6 +51,7 @@ from wd_core.optimizers import (
     check_sgd_arguments,
 )
 from wd_core.validation import NONNEGATIVE, POSITIVE, POSITIVE_INT, check_number
+from wd_jax.clipping import torch_clip_grad_norm, torch_clip_grad_value  # noqa: F401 (re-export)
 
 
 class TorchMomentumState(NamedTuple):
@@ -91,14 +92,52 @@ def torch_momentum(momentum: float, dampening: float = 0.0,
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+def _stateful(value) -> bool:
+    """Whether ``value`` is an optax ``StatefulSchedule`` (a ported torch scheduler's)."""
+    return isinstance(value, optax.schedules.StatefulSchedule)
+
+
+def learning_rate(lr) -> optax.GradientTransformation:
+    """``-lr * u``: ``optax.scale_by_learning_rate`` of a number or a schedule of the count; a
+    stateful schedule (:mod:`wd_jax.lr_scheduler`, a torch scheduler's recursion) is fed to it
+    with ``optax.inject_hyperparams``."""
+    if _stateful(lr):
+        return optax.inject_hyperparams(optax.scale_by_learning_rate)(learning_rate=lr)
+    return optax.scale_by_learning_rate(lr)
+
+
+def momentum_direction(momentum, dampening=0.0, nesterov=False) -> list:
+    """torch's momentum as optax transforms: ``[]`` without momentum, ``optax.trace`` without
+    dampening, :func:`torch_momentum` with it; a stateful momentum (a scheduler that cycles it)
+    injected with ``optax.inject_hyperparams``."""
+    if _stateful(momentum):
+        if dampening == 0:
+            return [optax.inject_hyperparams(optax.trace)(decay=momentum, nesterov=nesterov)]
+        return [optax.inject_hyperparams(torch_momentum)(momentum=momentum, dampening=dampening,
+                                                         nesterov=nesterov)]
+    if momentum == 0:
+        return []
+    if dampening == 0:
+        return [optax.trace(momentum, nesterov=nesterov)]
+    return [torch_momentum(momentum, dampening, nesterov)]
+
+
 def _momentum_then_lr(lr, momentum, dampening, nesterov):
     """``sgd(lr, momentum, nesterov)`` of optax, or torch's dampened momentum then ``-lr``."""
-    if momentum == 0:
-        return optax.sgd(lr)
-    if dampening == 0:
-        return optax.sgd(lr, momentum=momentum, nesterov=nesterov)
-    return optax.chain(torch_momentum(momentum, dampening, nesterov),
-                       optax.scale_by_learning_rate(lr))
+    if not _stateful(lr) and not _stateful(momentum):
+        if momentum == 0:
+            return optax.sgd(lr)
+        if dampening == 0:
+            return optax.sgd(lr, momentum=momentum, nesterov=nesterov)
+    return optax.chain(*momentum_direction(momentum, dampening, nesterov), learning_rate(lr))
+
+
+def _scale_by_adam(b1, b2, eps) -> optax.GradientTransformation:
+    """``optax.scale_by_adam`` (``eps_root=0``: eps outside the root, as torch); a stateful
+    ``b1`` (a scheduler that cycles beta1) injected."""
+    if _stateful(b1):
+        return optax.inject_hyperparams(optax.scale_by_adam)(b1=b1, b2=b2, eps=eps)
+    return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
 
 def _sign(maximize: bool) -> list:
@@ -138,17 +177,11 @@ def sgdw(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
     """
     check_sgd_arguments(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov)
-    if momentum == 0:
-        direction = []
-    elif dampening == 0:
-        direction = [optax.trace(momentum, nesterov=nesterov)]
-    else:
-        direction = [torch_momentum(momentum, dampening, nesterov)]
     return optax.chain(
         *_sign(maximize),
-        *direction,
+        *momentum_direction(momentum, dampening, nesterov),
         optax.add_decayed_weights(weight_decay, mask),
-        optax.scale_by_learning_rate(lr),
+        learning_rate(lr),
     )
 
 
@@ -164,8 +197,11 @@ def torch_adam(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
     """
     check_adam_arguments(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     b1, b2 = betas
+    if not _stateful(lr) and not _stateful(b1):
+        return optax.chain(optax.add_decayed_weights(weight_decay, mask),
+                           optax.adam(lr, b1=b1, b2=b2, eps=eps))
     return optax.chain(optax.add_decayed_weights(weight_decay, mask),
-                       optax.adam(lr, b1=b1, b2=b2, eps=eps))
+                       optax.chain(_scale_by_adam(b1, b2, eps), learning_rate(lr)))
 
 
 def torch_adamw(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
@@ -178,7 +214,10 @@ def torch_adamw(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
     """
     check_adam_arguments(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     b1, b2 = betas
-    return optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask)
+    if not _stateful(lr) and not _stateful(b1):
+        return optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask)
+    return optax.chain(_scale_by_adam(b1, b2, eps), optax.add_decayed_weights(weight_decay, mask),
+                       learning_rate(lr))  # optax.adamw's own chain
 
 
 BUILDERS = {"sgd": torch_sgd, "sgdw": sgdw, "adam": torch_adam, "adamw": torch_adamw}
@@ -227,33 +266,40 @@ def torch_state(opt_state) -> dict:
 
 
 def torch_step_lr(lr, step_size: int, gamma: float = 0.1):
-    """``torch.optim.lr_scheduler.StepLR(opt, step_size, gamma)`` as an optax schedule:
-    ``lr * gamma ** (count // step_size)`` (``optax.exponential_decay`` with staircase).
-
-    The count is cast to the default float dtype first: ``exponential_decay`` divides the
-    int32 count, which yields float32 even with x64 enabled and would round a float64 run's
-    learning rate to float32.
+    """``torch.optim.lr_scheduler.StepLR(opt, step_size, gamma)`` as an optax schedule of the
+    count: ``lr * gamma ** (count // step_size)`` (torch's closed form), in the default float
+    dtype (float64 under x64). ``gamma = 0`` gives 0 after the first ``step_size`` counts, as
+    torch does (``optax.exponential_decay`` would treat rate 0 as constant). To port a live
+    scheduler, with its position and the group's current lr, use :mod:`wd_jax.port`.
     """
     check_hyperparameter("lr", lr, NONNEGATIVE)
     check_number("step_size", step_size, POSITIVE_INT)
     check_hyperparameter("gamma", gamma)
-    decay = optax.exponential_decay(lr, transition_steps=step_size, decay_rate=gamma,
-                                    staircase=True)
-    return lambda count: decay(jnp.asarray(count, dtype=float))
+
+    def schedule(count):
+        exponent = jnp.asarray(count // step_size, dtype=float)
+        return lr * jnp.power(jnp.asarray(gamma, dtype=float), exponent)
+
+    return schedule
 
 
-def torch_cosine_annealing_lr(lr, T_max: int, eta_min: float = 0.0):  # T_max: torch's name
+def torch_cosine_annealing_lr(lr, T_max: float, eta_min: float = 0.0):  # T_max: torch's name
     """``torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max, eta_min)`` as an optax
-    schedule: ``eta_min + (lr - eta_min) * (1 + cos(pi * count / T_max)) / 2``.
+    schedule of the count: ``eta_min + (lr - eta_min) * (1 + cos(pi * count / T_max)) / 2``.
 
-    Equal to torch for ``count <= T_max``. After ``T_max`` torch's curve rises again (period
-    ``2*T_max``) while ``optax.cosine_decay_schedule`` stays at ``eta_min``: pick ``T_max``
-    >= the number of scheduler steps, or restart explicitly.
+    This closed form is torch's curve at every count, past ``T_max`` too (torch's lr rises
+    again there, period ``2*T_max``; ``optax.cosine_decay_schedule`` would stay at
+    ``eta_min``). ``T_max`` may be a float, as in torch.
     """
-    check_hyperparameter("lr", lr, POSITIVE)
+    check_hyperparameter("lr", lr, NONNEGATIVE)
     check_hyperparameter("eta_min", eta_min, NONNEGATIVE)
-    check_number("T_max", T_max, POSITIVE_INT)
-    return optax.cosine_decay_schedule(lr, decay_steps=T_max, alpha=eta_min / lr)
+    check_hyperparameter("T_max", T_max, POSITIVE)
+
+    def schedule(count):
+        angle = jnp.pi * jnp.asarray(count, dtype=float) / T_max
+        return eta_min + (lr - eta_min) * (1 + jnp.cos(angle)) / 2
+
+    return schedule
 
 
 def per_epoch(schedule, steps_per_epoch: int):

@@ -11,7 +11,8 @@ trajectory (float64 within rtol 1e-12: ``parity_tests/test_port_*.py``)::
 
     with jax.enable_x64(True):                       # for float64 models
         params = port.params_from_torch(model)       # {name: jax.Array}
-        tx = port.optimizer_from_torch(optimizer, model, scheduler=scheduler)
+        tx = port.optimizer_from_torch(optimizer, model, scheduler=scheduler,
+                                       horizon=steps, clip_grad_norm=1.0)
         opt_state = port.state_from_torch(optimizer, model, tx, params, scheduler=scheduler)
         ...                                          # optax steps
         port.params_to_torch(params, model)
@@ -27,8 +28,10 @@ weight_decay, nesterov, maximize)``
 ``AdamW(...)``, ``Adam(...,            ``wd_jax.optim.torch_adamw(...)`` with the group's
 decoupled_weight_decay=True)``         decay (torch's default 1e-2, never optax's 1e-4)
 ``maximize=True`` (Adam family)        ``chain(scale(-1), ...)``
-``StepLR``, ``CosineAnnealingLR``      ``torch_step_lr``, ``torch_cosine_annealing_lr``
-(stepped once per optimizer step)      as the group's ``lr`` (base: ``scheduler.base_lrs``)
+any ``torch.optim.lr_scheduler``       the group's lr (and cycled momentum or beta1) as a
+scheduler but ``ReduceLROnPlateau``,   :class:`wd_jax.lr_scheduler.TorchSchedule`: torch's
+or a list of them                      own recursion from the group's current lr
+``clip_grad_norm_`` before each step   ``chain(torch_clip_grad_norm(max_norm), partition)``
 ``foreach``, ``fused``                 implementation choices: accepted
 ``amsgrad``, ``capturable``,           refused (:class:`wd_core.errors.InputError`)
 ``differentiable`` (True)
@@ -37,9 +40,17 @@ decoupled_weight_decay=True)``         decay (torch's default 1e-2, never optax'
 State (torch key per parameter -> optax field of the group's state):
 ``momentum_buffer`` -> ``TraceState.trace`` (dampening 0) or
 ``TorchMomentumState.momentum_buffer``; ``exp_avg`` / ``exp_avg_sq`` / ``step`` ->
-``ScaleByAdamState.mu`` / ``.nu`` / ``.count``; ``scheduler.last_epoch`` ->
-``ScaleByScheduleState.count``. torch keeps a step per parameter and optax one count per
-group: a group whose parameters disagree is refused.
+``ScaleByAdamState.mu`` / ``.nu`` / ``.count``; the group's ``lr`` (and cycled momentum) and
+the scheduler's position (``last_epoch``, ``_last_lr``, ``T_cur``/``T_i``, the children of
+``SequentialLR`` and ``ChainedScheduler``) -> :class:`wd_jax.lr_scheduler.ScheduleState`.
+torch keeps a step per parameter and optax one count per group: a group whose parameters
+disagree is refused.
+
+Refused, with the reason: a parameter the optimizer holds twice (a tied weight listed twice,
+or one parameter in two groups: torch steps it once per appearance), complex parameters,
+hyper-parameters held as tensors or numpy float32 (torch computes with them in their dtype),
+a scheduler built before ``add_param_group``. A parameter with ``requires_grad=False`` keeps
+its torch state through a round trip.
 
 The port assumes that every parameter of a group gets a gradient at every step (a dense
 model): torch skips a parameter whose ``.grad`` is ``None``, optax updates every leaf of
@@ -50,7 +61,7 @@ without it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax
 import jax.numpy as jnp
@@ -60,12 +71,11 @@ import optax
 from wd_core.errors import InputError, InputTypeError, missing_framework
 from wd_core.validation import NONNEGATIVE, check_number
 from wd_jax import optim as jopt
+from wd_jax.lr_scheduler import ScheduleState, TorchSchedule, TorchScheduler
 
 FROZEN = "frozen"
 ACCEPTED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW",
                        "wd_torch.optim.SGDW")
-ACCEPTED_SCHEDULERS = ("torch.optim.lr_scheduler.StepLR",
-                       "torch.optim.lr_scheduler.CosineAnnealingLR")
 #: Group options read into the optax chain, per family kind.
 SGD_OPTIONS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
 ADAM_OPTIONS = ("lr", "betas", "eps", "weight_decay", "maximize", "decoupled_weight_decay")
@@ -74,7 +84,7 @@ IMPLEMENTATION_OPTIONS = ("foreach", "fused")
 #: Options with no exact optax twin: accepted only when False.
 REFUSED_OPTIONS = ("amsgrad", "capturable", "differentiable")
 _STATE_TYPES = (optax.TraceState, jopt.TorchMomentumState, optax.ScaleByAdamState,
-                optax.ScaleByScheduleState)
+                ScheduleState)
 
 
 def _torch():
@@ -190,7 +200,7 @@ class _Group:
     family: str  # "sgd", "sgdw", "adam" or "adamw"
     all_names: tuple[str, ...]
     names: tuple[str, ...]
-    lr: object  # a float, or an optax schedule when a scheduler is attached
+    lr: object  # a float, or a TorchSchedule when a scheduler is attached
     options: dict = field(default_factory=dict)
 
     @property
@@ -199,12 +209,15 @@ class _Group:
 
 
 def _optimizer_family(optimizer) -> str:
-    """``"sgd"``, ``"sgdw"`` or ``"adam"`` (Adam and AdamW: decided per group)."""
+    """``"sgd"``, ``"sgdw"``, ``"adam"`` (decided per group: coupled, or decoupled with
+    ``decoupled_weight_decay``) or ``"adamw"`` (the class, on every torch)."""
     torch = _torch()
     cls = type(optimizer)
     if cls is torch.optim.SGD:
         return "sgd"
-    if cls is torch.optim.Adam or cls is torch.optim.AdamW:
+    if cls is torch.optim.AdamW:
+        return "adamw"
+    if cls is torch.optim.Adam:
         return "adam"
     if cls.__module__ == "wd_torch.optim" and cls.__qualname__ == "SGDW":
         return "sgdw"
@@ -232,68 +245,115 @@ def _check_options(optimizer, index: int, group: dict, read: tuple[str, ...]) ->
         )
 
 
-def _schedules(optimizer, scheduler) -> list | None:
-    """One optax schedule per group (its base lr from ``scheduler.base_lrs``), or ``None``."""
-    if scheduler is None:
-        return None
-    from torch.optim import lr_scheduler
-
-    cls = type(scheduler)
-    if cls is lr_scheduler.StepLR:
-        def make(lr):
-            return jopt.torch_step_lr(lr, scheduler.step_size, scheduler.gamma)
-    elif cls is lr_scheduler.CosineAnnealingLR:
-        def make(lr):
-            return jopt.torch_cosine_annealing_lr(lr, scheduler.T_max, scheduler.eta_min)
-    else:
-        raise InputError(f"scheduler {cls.__module__}.{cls.__qualname__} has no port; "
-                         f"accepted: {', '.join(ACCEPTED_SCHEDULERS)}")
-    if getattr(scheduler, "optimizer", None) is not optimizer:
-        raise InputError("the scheduler is attached to another optimizer; pass the scheduler "
-                         "built on this optimizer")
-    return [make(float(lr)) for lr in scheduler.base_lrs]
+def _real(index: int, key: str, value) -> float:
+    """A group's hyper-parameter as a Python float; ``InputError`` for a tensor or a numpy
+    float narrower than float64: torch does its scalar arithmetic in that dtype (``lr /
+    bias_correction`` in float32), the port in float64, so the two would part."""
+    torch = _torch()
+    if isinstance(value, torch.Tensor) or (isinstance(value, np.floating)
+                                           and value.dtype != np.float64):
+        kind = (f"a {value.dtype} tensor" if isinstance(value, torch.Tensor)
+                else f"a numpy {value.dtype}")
+        raise InputError(
+            f"parameter group {index}: {key}={value!r} is {kind}; torch computes with it in "
+            f"that dtype and the port in float64, so the steps would differ; accepted: a "
+            f"Python float (e.g. {key}={float(value)!r})")
+    return float(value)
 
 
 def _group_names(optimizer, module) -> list[tuple[str, ...]]:
     """The parameter names of each group, in the group's order; ``InputError`` for a
-    parameter that is not one of ``module.named_parameters()``."""
+    parameter that is not one of ``module.named_parameters()`` or that the optimizer holds
+    twice."""
     names = {id(p): n for n, p in module.named_parameters()}
+    seen: dict[int, int] = {}
     groups = []
     for index, group in enumerate(optimizer.param_groups):
         unknown = [tuple(p.shape) for p in group["params"] if id(p) not in names]
         if unknown:
             raise InputError(f"parameter group {index} holds parameters of shapes {unknown} "
                              f"that are not in module.named_parameters()")
+        for p in group["params"]:
+            if id(p) in seen:
+                raise InputError(
+                    f"parameter {names[id(p)]!r} is in the optimizer twice (groups "
+                    f"{seen[id(p)]} and {index}): torch steps it once per appearance (a tied "
+                    f"weight listed twice), optax updates a leaf once; list each parameter "
+                    f"once")
+            seen[id(p)] = index
         groups.append(tuple(names[id(p)] for p in group["params"]))
     return groups
 
 
-def _read_groups(optimizer, module, scheduler=None) -> list[_Group]:
-    """Every torch group as a :class:`_Group`, checked: refused options raise."""
+def _check_real_parameters(module, index: int, names: tuple[str, ...]) -> None:
+    params = dict(module.named_parameters())
+    complex_names = [n for n in names if params[n].is_complex()]
+    if complex_names:
+        raise InputError(
+            f"parameter group {index}: parameters {complex_names} are complex; torch's "
+            f"optimizers step them as view_as_real (the Adam family keeps a real second "
+            f"moment per real and imaginary part), which the port does not; accepted: real "
+            f"floating-point parameters")
+
+
+def _read_groups(optimizer, module) -> list[_Group]:
+    """Every torch group as a :class:`_Group` with its constant lr, checked: refused options
+    raise."""
     _check_module(module)
     family = _optimizer_family(optimizer)
-    schedules = _schedules(optimizer, scheduler)
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     groups = []
     for index, (group, all_names) in enumerate(zip(optimizer.param_groups,
                                                    _group_names(optimizer, module), strict=True)):
+        _check_real_parameters(module, index, all_names)
         names = (all_names, tuple(n for n in all_names if n in trainable))
         read = SGD_OPTIONS if family in ("sgd", "sgdw") else ADAM_OPTIONS
         _check_options(optimizer, index, group, read)
-        lr = float(group["lr"]) if schedules is None else schedules[index]
+
+        def real(key, value=None, group=group, index=index):
+            return _real(index, key, group[key] if value is None else value)
+
+        lr = real("lr")
         if family in ("sgd", "sgdw"):
-            options = {"momentum": float(group["momentum"]),
-                       "dampening": float(group["dampening"]),
-                       "weight_decay": float(group["weight_decay"]),
+            options = {"momentum": real("momentum"), "dampening": real("dampening"),
+                       "weight_decay": real("weight_decay"),
                        "nesterov": bool(group["nesterov"]), "maximize": bool(group["maximize"])}
             groups.append(_Group(index, family, *names, lr, options))
             continue
-        decoupled = bool(group.get("decoupled_weight_decay", False))
-        options = {"betas": tuple(float(b) for b in group["betas"]), "eps": float(group["eps"]),
-                   "weight_decay": float(group["weight_decay"]),
+        decoupled = family == "adamw" or bool(group.get("decoupled_weight_decay", False))
+        options = {"betas": tuple(real(f"betas[{i}]", b) for i, b in enumerate(group["betas"])),
+                   "eps": real("eps"), "weight_decay": real("weight_decay"),
                    "maximize": bool(group["maximize"])}
         groups.append(_Group(index, "adamw" if decoupled else "adam", *names, lr, options))
     return groups
+
+
+def _scheduler_list(scheduler) -> list | None:
+    """``None``, or the schedulers of ``scheduler=`` (one, or a list stepped in order)."""
+    if scheduler is None:
+        return None
+    schedulers = list(scheduler) if isinstance(scheduler, list | tuple) else [scheduler]
+    if not schedulers:
+        raise InputError("scheduler= is an empty list; pass None or the schedulers attached "
+                         "to the optimizer")
+    return schedulers
+
+
+def _scheduled(groups: list[_Group], program: TorchScheduler, optimizer) -> list[_Group]:
+    """``groups`` with each lr (and a cycled momentum or beta1) a :class:`TorchSchedule`."""
+    out = []
+    for group in groups:
+        initial = program.state(optimizer, group.index)
+        options = dict(group.options)
+        if program.cycles_momentum:
+            momentum = TorchSchedule(program, group.index, initial, value="momentum")
+            if "betas" in options:
+                options["betas"] = (momentum, *options["betas"][1:])
+            else:
+                options["momentum"] = momentum
+        out.append(replace(group, lr=TorchSchedule(program, group.index, initial),
+                           options=options))
+    return out
 
 
 def _group_transformation(group: _Group) -> optax.GradientTransformation:
@@ -319,25 +379,57 @@ def param_labels(optimizer, module) -> dict[str, str]:
     return _labels(module, _read_groups(optimizer, module))
 
 
-def optimizer_from_torch(optimizer, module, *, scheduler=None) -> optax.GradientTransformation:
+class PortedTransformation(optax.GradientTransformationExtraArgs):
+    """What :func:`optimizer_from_torch` returns: an optax transformation (``init``,
+    ``update``) that also keeps ``scheduler``, the torch scheduler program it follows (or
+    ``None``), for :func:`state_from_torch` and :func:`state_to_torch`."""
+
+    scheduler: TorchScheduler | None = None
+
+
+def optimizer_from_torch(optimizer, module, *, scheduler=None, horizon=None,
+                         clip_grad_norm=None) -> PortedTransformation:
     """The optax transformation that does ``optimizer.step()`` on the flat params dict.
 
     ``optax.partition({"group_<i>": tx_i, ["frozen": set_to_zero()]}, labels)`` where
-    ``tx_i`` is built from group ``i``'s own ``lr``, ``weight_decay``, ``momentum``,
+    ``tx_i`` is built from group ``i``'s current ``lr``, ``weight_decay``, ``momentum``,
     ``dampening``, ``nesterov``, ``maximize``, ``betas`` and ``eps`` (see the module table).
-    ``scheduler``: a ``StepLR`` or ``CosineAnnealingLR`` attached to ``optimizer`` and stepped
-    once per ``optimizer.step()``; each group's lr becomes its schedule of optax's count.
+
+    ``scheduler``: a ``torch.optim.lr_scheduler`` scheduler attached to ``optimizer`` (or a
+    list of them, stepped in that order), stepped once after every ``optimizer.step()``; each
+    group's lr (and the momentum or beta1 that ``OneCycleLR`` and ``CyclicLR`` cycle) follows
+    torch's own recursion from the group's current values (:mod:`wd_jax.lr_scheduler`).
+    ``horizon``: the optimizer steps over which a Python function (``LambdaLR``,
+    ``MultiplicativeLR``, ``CyclicLR``'s ``scale_fn``) is recorded; required for those.
+    ``clip_grad_norm``: ``torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)``
+    before every step, i.e. ``chain(torch_clip_grad_norm(max_norm), partition)``: the global
+    norm of the raw gradients of every parameter that requires one, before any decay.
 
     Raises ``InputError`` (a ``ValueError``) naming the class, option and group index for
     anything without an exact optax twin: another optimizer class, ``amsgrad``,
-    ``capturable`` or ``differentiable`` set, another scheduler.
+    ``capturable`` or ``differentiable`` set, ``ReduceLROnPlateau``, a parameter held twice,
+    complex parameters, float32 or tensor hyper-parameters.
     """
-    groups = _read_groups(optimizer, module, scheduler)
+    groups = _read_groups(optimizer, module)
+    schedulers = _scheduler_list(scheduler)
+    program = None
+    if schedulers is not None:
+        program = TorchScheduler(schedulers, optimizer, horizon)
+        groups = _scheduled(groups, program, optimizer)
+    elif horizon is not None:
+        raise InputError("horizon= is given without scheduler=; it is the span over which a "
+                         "scheduler's Python function is recorded")
     labels = _labels(module, groups)
     transforms = {g.label: _group_transformation(g) for g in groups}
     if FROZEN in labels.values():
         transforms[FROZEN] = optax.set_to_zero()
-    return optax.partition(transforms, labels)
+    tx = optax.partition(transforms, labels)
+    if clip_grad_norm is not None:
+        requires_grad = {n: p.requires_grad for n, p in module.named_parameters()}
+        tx = optax.chain(jopt.torch_clip_grad_norm(clip_grad_norm, mask=requires_grad), tx)
+    ported = PortedTransformation(tx.init, tx.update)
+    ported.scheduler = program
+    return ported
 
 
 # ---- the state -------------------------------------------------------------------------------
@@ -351,9 +443,25 @@ def _states(tree, kind) -> list:
     return [s for s in jax.tree.leaves(tree, is_leaf=_is_state) if isinstance(s, kind)]
 
 
-def _replace_states(tree, replace: Callable):
-    """``tree`` with each state of :data:`_STATE_TYPES` swapped for ``replace(state)``."""
-    return jax.tree.map(lambda s: replace(s) if _is_state(s) else s, tree, is_leaf=_is_state)
+def _replace_states(tree, replace_state: Callable):
+    """``tree`` with each state of :data:`_STATE_TYPES` swapped for ``replace_state(state)``."""
+    return jax.tree.map(lambda s: replace_state(s) if _is_state(s) else s, tree,
+                        is_leaf=_is_state)
+
+
+def _partition_state(opt_state):
+    """The ``PartitionState`` of a port's state (the second of two with clipping)."""
+    if hasattr(opt_state, "inner_states"):
+        return opt_state
+    if isinstance(opt_state, tuple) and len(opt_state) == 2 and hasattr(opt_state[1],
+                                                                         "inner_states"):
+        return opt_state[1]
+    return None
+
+
+def _with_partition(opt_state, partition):
+    """``opt_state`` with its ``PartitionState`` replaced by ``partition``."""
+    return partition if hasattr(opt_state, "inner_states") else (opt_state[0], partition)
 
 
 def _torch_states(optimizer, module, group: _Group) -> dict[str, dict]:
@@ -405,28 +513,38 @@ def _filled(tree: dict, group: _Group, values: dict[str, np.ndarray | None], key
     return out
 
 
-def _check_tx(opt_state, groups: list[_Group]) -> None:
+def _check_tx(opt_state, groups: list[_Group]):
+    """The ``PartitionState`` of ``opt_state``, checked to hold the optimizer's groups."""
     labels = {g.label for g in groups}
-    inner = getattr(opt_state, "inner_states", None)
+    partition = _partition_state(opt_state)
+    inner = getattr(partition, "inner_states", None)
     if not isinstance(inner, dict) or not labels <= set(inner) or set(inner) - labels - {FROZEN}:
         raise InputError(
             f"tx is not optimizer_from_torch(optimizer, module): its state has labels "
             f"{sorted(inner) if isinstance(inner, dict) else None}, the optimizer's groups "
             f"are {sorted(labels)}"
         )
+    return partition
 
 
-def _check_scheduler(opt_state, scheduler) -> bool:
-    """Whether the chain follows a schedule; ``InputError`` unless ``scheduler`` is given
-    exactly when it does."""
-    scheduled = bool(_states(opt_state, optax.ScaleByScheduleState))
-    if scheduled and scheduler is None:
-        raise InputError("tx follows a learning-rate schedule: pass scheduler= (the torch "
+def _program(tx, opt_state, scheduler, optimizer) -> TorchScheduler | None:
+    """The scheduler program of ``tx``, checked against ``scheduler`` (given exactly when the
+    state follows a schedule, of the same classes) and ``optimizer``."""
+    scheduled = bool(_states(opt_state, ScheduleState))
+    schedulers = _scheduler_list(scheduler)
+    if scheduled and schedulers is None:
+        raise InputError("tx follows a learning-rate scheduler: pass scheduler= (the torch "
                          "scheduler it was converted from) so that its position is carried")
-    if scheduler is not None and not scheduled:
-        raise InputError("scheduler= is given but tx follows no schedule: convert with "
+    if schedulers is not None and not scheduled:
+        raise InputError("scheduler= is given but tx follows no scheduler: convert with "
                          "optimizer_from_torch(optimizer, module, scheduler=scheduler)")
-    return scheduled
+    if schedulers is None:
+        return None
+    program = getattr(tx, "scheduler", None)
+    if program is None:
+        raise InputError("tx is not optimizer_from_torch(..., scheduler=...)'s transformation")
+    program.check_same(schedulers, optimizer)
+    return program
 
 
 def state_from_torch(optimizer, module, tx, params, *, scheduler=None):
@@ -435,39 +553,37 @@ def state_from_torch(optimizer, module, tx, params, *, scheduler=None):
     Returns ``tx.init(params)`` with, per group: torch's ``momentum_buffer`` as the trace
     (zeros for a buffer torch has not created yet: its first step sets ``buf = g``, which is
     optax's ``mu*0 + g``); ``exp_avg``, ``exp_avg_sq`` and ``step`` as ``mu``, ``nu`` and
-    ``count``; ``scheduler.last_epoch`` as the schedule's count. With dampening (the one
-    hand-written transform) the count says only whether the buffers exist (1) or not (0).
-    Arrays are cast to the params' dtypes. ``InputError`` for a group whose parameters
-    disagree on their step (or on having a buffer, with dampening), or a scheduler stepped
-    other than once per Adam step.
+    ``count``; the scheduler's position and the group's current lr (and cycled momentum) as
+    the schedule's state. With dampening (the one hand-written transform) the count says only
+    whether the buffers exist (1) or not (0). Arrays are cast to the params' dtypes.
+    ``InputError`` for a group whose parameters disagree on their step (or on having a
+    buffer, with dampening), or a schedule that gives no lr for the next step (a recorded
+    function's horizon, or ``OneCycleLR``'s ``total_steps``, reached).
     """
-    groups = _read_groups(optimizer, module, scheduler)
+    groups = _read_groups(optimizer, module)
     state = tx.init(params)
-    _check_tx(state, groups)
-    schedule_count = int(scheduler.last_epoch) if _check_scheduler(state, scheduler) else None
-    inner = dict(state.inner_states)
+    partition = _check_tx(state, groups)
+    program = _program(tx, state, scheduler, optimizer)
+    schedulers = _scheduler_list(scheduler)
+    inner = dict(partition.inner_states)
     for group in groups:
+        schedule = None
+        if program is not None:
+            schedule = program.state(optimizer, group.index, schedulers)
+            program.check_next(schedule, group.index)
         inner[group.label] = _group_state_from_torch(
-            inner[group.label], group, _torch_states(optimizer, module, group), schedule_count)
-    return state._replace(inner_states=inner)
+            inner[group.label], group, _torch_states(optimizer, module, group), schedule)
+    return _with_partition(state, partition._replace(inner_states=inner))
 
 
 def _group_state_from_torch(group_state, group: _Group, states: dict[str, dict],
-                            schedule_count: int | None):
+                            schedule: ScheduleState | None):
     """One group's optax state (its ``MaskedState``) with torch's values put in."""
     buffers = {n: _to_numpy(s["momentum_buffer"]) if s.get("momentum_buffer") is not None
                else None for n, s in states.items()}
-    step = None
-    if group.family in ("adam", "adamw"):
-        step = _adam_step(group, states)
-        if schedule_count is not None and group.names and step != schedule_count:
-            raise InputError(
-                f"parameter group {group.index}: the scheduler has been stepped "
-                f"{schedule_count} times and the optimizer {step} times; the port takes a "
-                f"scheduler stepped once after every optimizer.step()"
-            )
+    step = _adam_step(group, states) if group.family in ("adam", "adamw") else None
 
-    def replace(s):
+    def replace_state(s):
         if isinstance(s, optax.TraceState):
             return s._replace(trace=_filled(s.trace, group, buffers, "momentum_buffer"))
         if isinstance(s, jopt.TorchMomentumState):
@@ -482,11 +598,11 @@ def _group_state_from_torch(group_state, group: _Group, states: dict[str, dict],
             return s._replace(count=jnp.asarray(step, dtype=s.count.dtype),
                               mu=_filled(s.mu, group, read["exp_avg"], "exp_avg"),
                               nu=_filled(s.nu, group, read["exp_avg_sq"], "exp_avg_sq"))
-        if isinstance(s, optax.ScaleByScheduleState):
-            return s._replace(count=jnp.asarray(schedule_count, dtype=s.count.dtype))
+        if isinstance(s, ScheduleState):
+            return jax.tree.map(lambda new, old: jnp.asarray(new, dtype=old.dtype), schedule, s)
         return s
 
-    return _replace_states(group_state, replace)
+    return _replace_states(group_state, replace_state)
 
 
 def torch_named_state(opt_state, optimizer, module) -> dict[str, dict[str, np.ndarray]]:
@@ -500,10 +616,10 @@ def torch_named_state(opt_state, optimizer, module) -> dict[str, dict[str, np.nd
     have no entry.
     """
     groups = _read_groups(optimizer, module)
-    _check_tx(opt_state, groups)
+    partition = _check_tx(opt_state, groups)
     named = {}
     for group in groups:
-        named.update(_group_state_to_torch(opt_state.inner_states[group.label], group))
+        named.update(_group_state_to_torch(partition.inner_states[group.label], group))
     return named
 
 
@@ -535,21 +651,37 @@ def _check_structure(opt_state, tx, module) -> None:
                          "module; pass the state of this tx")
 
 
+def _state_tensor(value: np.ndarray, param):
+    """``value`` as a tensor laid out as ``param`` (its dtype, device and strides: torch
+    makes its state with ``zeros_like(param)``, and its fused kernels rely on that)."""
+    torch = _torch()
+    tensor = torch.empty_like(param, memory_format=torch.preserve_format)
+    with torch.no_grad():
+        tensor.copy_(_from_numpy(value, param))
+    return tensor
+
+
 def state_to_torch(opt_state, tx, optimizer, module, *, scheduler=None) -> None:
     """Write ``opt_state`` (of :func:`optimizer_from_torch`'s ``tx``) into ``optimizer`` with
     ``load_state_dict``, so that ``optimizer.step()`` continues from there.
 
     Per parameter of each group: the keys of :func:`torch_named_state`, as tensors of the
-    parameter's dtype and device (``step`` as torch makes it: a float32 scalar, float64 when
-    that is torch's default dtype). The group hyper-parameters stay the optimizer's. With a
-    schedule, ``scheduler`` is set to optax's count (``last_epoch``) and each group's ``lr``
-    to its schedule there. ``InputError`` (before anything is written) when ``opt_state`` is
-    not a state of ``tx``, or a schedule's state comes without its scheduler.
+    parameter's dtype, device and strides (``step`` as torch makes it: a float32 scalar,
+    float64 when that is torch's default dtype). A parameter that requires no gradient keeps
+    the torch state it has (the port carries it frozen). The group hyper-parameters stay the
+    optimizer's, except what a scheduler sets: with ``scheduler``, its position (and its
+    children's) and each group's ``lr`` (and cycled momentum or beta1) come from the state.
+    ``InputError`` (before anything is written) when ``opt_state`` is not a state of ``tx``,
+    or a schedule's state comes without its scheduler.
     """
     torch = _torch()
-    groups = _read_groups(optimizer, module, scheduler)
+    groups = _read_groups(optimizer, module)
     _check_structure(opt_state, tx, module)
-    schedule = _schedule_from_optax(opt_state, scheduler, groups)
+    partition = _check_tx(opt_state, groups)
+    program = _program(tx, opt_state, scheduler, optimizer)
+    schedules = None
+    if program is not None:
+        schedules = [_states(partition.inner_states[g.label], ScheduleState)[0] for g in groups]
     named = torch_named_state(opt_state, optimizer, module)
     params = dict(module.named_parameters())
     step_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -557,35 +689,19 @@ def state_to_torch(opt_state, tx, optimizer, module, *, scheduler=None) -> None:
     state, index = {}, 0
     for group in groups:
         for name in group.all_names:  # load_state_dict numbers every parameter of the groups
-            entries = {}
-            for key, value in named.get(name, {}).items():
-                entries[key] = (torch.tensor(float(value), dtype=step_dtype) if key == "step"
-                                else _from_numpy(value, params[name]))
+            if name in group.names:
+                entries = {key: (torch.tensor(float(value), dtype=step_dtype) if key == "step"
+                                 else _state_tensor(value, params[name]))
+                           for key, value in named.get(name, {}).items()}
+            else:
+                entries = dict(optimizer.state.get(params[name], {}))
             if entries:
                 state[index] = entries
             index += 1
     state_dict["state"] = state
     optimizer.load_state_dict(state_dict)
-    if schedule is not None:
-        count, lrs = schedule
-        for torch_group, lr in zip(optimizer.param_groups, lrs, strict=True):
-            torch_group["lr"] = lr
-        scheduler.load_state_dict({**scheduler.state_dict(), "last_epoch": count,
-                                   "_last_lr": lrs})
-
-
-def _schedule_from_optax(opt_state, scheduler, groups: list[_Group]):
-    """``(count, [lr of each group at count])`` of a scheduled state (the schedules evaluated
-    in float64), or ``None`` without a schedule."""
-    if not _check_scheduler(opt_state, scheduler):
-        return None
-    counts = {int(s.count) for s in _states(opt_state, optax.ScaleByScheduleState)}
-    if len(counts) > 1:
-        raise InputError(f"the groups' schedule counts differ ({sorted(counts)}); torch's "
-                         f"scheduler has one last_epoch")
-    (count,) = counts
-    with jax.enable_x64(True):
-        return count, [float(g.lr(count)) for g in groups]
+    if program is not None:
+        program.load(optimizer, schedules, _scheduler_list(scheduler))
 
 
 # ---- the usual weight-decay policy -------------------------------------------------------------
