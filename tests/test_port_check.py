@@ -73,6 +73,63 @@ FACTORIES = textwrap.dedent('''
         return model, optimizer
 
 
+    def adamw64_warmup_lambda():
+        """Hugging Face's linear warm-up and decay: a LambdaLR, recorded over --steps."""
+        model = _model(torch.float64)
+        optimizer = torch.optim.AdamW(_groups(model, 0.05, 1e-3), lr=1e-2)
+        return model, optimizer, lr_scheduler.LambdaLR(
+            optimizer, lambda t: min(1.0, (t + 1) / 3) * max(0.0, 1 - t / 40))
+
+
+    def sgd64_sequential_mid():
+        """torchvision's warm-up then cosine, three steps in: ported from last_epoch 3."""
+        model = _model(torch.float64)
+        optimizer = torch.optim.SGD(_groups(model, 0.1, 0.05), lr=0.1, momentum=0.9)
+        scheduler = lr_scheduler.SequentialLR(optimizer, [
+            lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=4),
+            lr_scheduler.CosineAnnealingLR(optimizer, T_max=6)], milestones=[4])
+        for _ in range(3):
+            for p in model.parameters():
+                p.grad = torch.ones_like(p)
+            optimizer.step()
+            scheduler.step()
+        return model, optimizer, scheduler
+
+
+    def sgd64_one_cycle_and_list():
+        model = _model(torch.float64)
+        optimizer = torch.optim.SGD(_groups(model, 0.1, 0.05), lr=0.1, momentum=0.9)
+        return model, optimizer, [lr_scheduler.OneCycleLR(optimizer, 0.2, total_steps=30),
+                                  lr_scheduler.ExponentialLR(optimizer, gamma=0.99)]
+
+
+    def adamw64_channels_last_fused():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 4, 3, dtype=torch.float64), nn.Flatten(),
+                              nn.LazyLinear(2, dtype=torch.float64))
+        model[0].to(memory_format=torch.channels_last)
+        model(torch.zeros(1, 3, 5, 5, dtype=torch.float64))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+        for _ in range(2):
+            for p in model.parameters():
+                p.grad = torch.ones_like(p)
+            optimizer.step()
+        return model, optimizer
+
+
+    def plateau():
+        model = _model(torch.float64)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, optimizer, lr_scheduler.ReduceLROnPlateau(optimizer)
+
+
+    def other_optimizers_scheduler():
+        model = _model(torch.float64)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        other = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, optimizer, lr_scheduler.StepLR(other, step_size=2)
+
+
     def not_a_pair():
         return 3
 
@@ -138,3 +195,33 @@ def test_bad_input_exits_2_with_one_line(factories, capsys, spec, message):
 def test_a_bug_in_the_factory_keeps_its_traceback(factories):
     with pytest.raises(RuntimeError, match="a bug in the factory"):
         main(["port-check", f"{factories}:broken"])
+
+
+@pytest.mark.parametrize(("factory", "options", "said"), [
+    ("adamw64_warmup_lambda", [], "scheduler LambdaLR at last_epoch 0"),
+    ("sgd64_sequential_mid", [], "scheduler SequentialLR(LinearLR, CosineAnnealingLR) at "
+                                 "last_epoch 3 (ported from there)"),
+    ("sgd64_one_cycle_and_list", [], "OneCycleLR at last_epoch 0 + ExponentialLR at "
+                                     "last_epoch 0"),
+    ("adamw64_warmup_lambda", ["--clip-grad-norm", "0.5"], "clipped to norm 0.5"),
+    ("adamw64_channels_last_fused", ["--clip-grad-norm", "2"], "clipped to norm 2"),
+])
+def test_schedulers_and_clipping_port(factories, capsys, factory, options, said):
+    assert main(["port-check", f"{factories}:{factory}", "--steps", "12", *options]) == 0
+    out = capsys.readouterr().out
+    assert said in out and "entries within tolerance" in out and "BEYOND" not in out
+    if "scheduler" in said:
+        assert "lr group 0" in out and "lr group 2" in out
+
+
+@pytest.mark.parametrize(("spec", "options", "message"), [
+    ("{m}:adamw64_warmup_lambda", ["--clip-grad-norm", "-1"],
+     "argument --clip-grad-norm: '-1' is not a finite number >= 0"),
+    ("{m}:adamw64_warmup_lambda", ["--steps", "0"], "argument --steps: '0' is not an integer >= 1"),
+    ("{m}:adamw64_warmup_lambda", ["--steps", "2.5"], "argument --steps: '2.5' is not an integer"),
+    ("{m}:other_optimizers_scheduler", [], "the StepLR is attached to another optimizer"),
+    ("{m}:plateau", [], "scheduler ReduceLROnPlateau has no port: its lr follows a metric"),
+])
+def test_bad_scheduler_and_clipping_input_exits_2(factories, capsys, spec, options, message):
+    assert main(["port-check", spec.format(m=factories), *options]) == 2
+    assert message in one_error_line(capsys)

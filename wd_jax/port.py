@@ -640,6 +640,18 @@ def _group_state_to_torch(group_state, group: _Group) -> dict[str, dict[str, np.
     return named
 
 
+def group_lrs(opt_state, optimizer, module) -> list[float] | None:
+    """The lr of each group as ``opt_state`` holds it (the one its next step will use, as
+    torch's ``group["lr"]``), or ``None`` when the state follows no scheduler (the lrs are
+    then the constants of ``tx``)."""
+    groups = _read_groups(optimizer, module)
+    partition = _check_tx(opt_state, groups)
+    states = [_states(partition.inner_states[g.label], ScheduleState) for g in groups]
+    if not any(states):
+        return None
+    return [float(s[0].lr) for s in states]
+
+
 def _check_structure(opt_state, tx, module) -> None:
     """``InputError`` unless ``opt_state`` has the pytree structure of ``tx.init(params)``."""
     with jax.enable_x64(True):

@@ -1,17 +1,22 @@
 """``weight-decay port-check MODULE:FACTORY``: your torch optimizer against its optax port.
 
 ``FACTORY`` (a function of ``MODULE``, importable from the current folder or ``sys.path``)
-returns ``(module, optimizer)``, optionally with a third element: a ``StepLR`` or
-``CosineAnnealingLR`` scheduler attached to the optimizer (stepped after every step), or an
-input shape (not needed: the gradients are drawn, not computed). The command converts them
-with :mod:`wd_jax.port` (parameters, parameter groups, the optimizer's current state) and
+returns ``(module, optimizer)``, optionally with a third element: a
+``torch.optim.lr_scheduler`` scheduler attached to the optimizer, or a list of them (stepped
+in that order after every step), or an input shape (not needed: the gradients are drawn, not
+computed). The command converts them with :mod:`wd_jax.port` (parameters, parameter groups,
+the optimizer's current state, the scheduler's position and the groups' current lrs) and
 takes ``--steps`` steps on both sides with the same random gradients (numpy, ``--seed``):
-torch sets ``p.grad`` and calls ``optimizer.step()``, optax applies the converted chain.
-It prints the worst relative difference of every parameter and every state entry and exits
-0 when all are within the tolerance of their dtype (float64: 1e-12; float32: the float32
-entry of ``wd_core.tolerances``, the Adam one for the Adam family), 1 otherwise. Bad input
-(a factory that does not import or returns something else, an option the port refuses)
-exits 2 with one line.
+torch sets ``p.grad``, clips with ``clip_grad_norm_(module.parameters(), MAX)`` when
+``--clip-grad-norm MAX`` is given, calls ``optimizer.step()`` and then the scheduler's
+``step()``; optax applies the converted chain (the clipping twin first). ``--steps`` is also
+the horizon over which a scheduler's Python function (``LambdaLR``, ``MultiplicativeLR``) is
+recorded. It prints the scheduler it ported and its position, the worst relative difference
+of every parameter, every state entry and every group's lr, and exits 0 when all are within
+the tolerance of their dtype (float64: 1e-12; float32: the float32 entry of
+``wd_core.tolerances``, the Adam one for the Adam family), 1 otherwise. Bad input (a factory
+that does not import or returns something else, an option the port refuses, a negative
+``--clip-grad-norm``) exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 from wd_core.errors import InputError
 from wd_core.tolerances import TOLERANCES, required_rtol, run_kind
 from weight_decay.backends import load_backend
-from weight_decay.commands.options import nonnegative_int, positive_int
+from weight_decay.commands.options import nonnegative_float, nonnegative_int, positive_int
 
 JUDGED_DTYPES = ("float32", "float64")
 
@@ -37,7 +42,11 @@ def add_parser(subparsers) -> None:
                         help="a function returning (module, optimizer[, scheduler or input "
                              "shape]), e.g. train:make_optimizer")
     parser.add_argument("--steps", type=positive_int, default=20,
-                        help="steps on random gradients (default 20)")
+                        help="steps on random gradients (default 20); also the horizon over "
+                             "which a scheduler's Python function (LambdaLR) is recorded")
+    parser.add_argument("--clip-grad-norm", type=nonnegative_float, default=None, metavar="MAX",
+                        help="clip the gradients' global norm to MAX before each step "
+                             "(torch.nn.utils.clip_grad_norm_ over module.parameters())")
     parser.add_argument("--seed", type=nonnegative_int, default=0,
                         help="seed of the gradients (default 0)")
     parser.set_defaults(execute=execute)
@@ -79,9 +88,44 @@ def call_factory(factory, spec: str):
                                                                  torch.optim.Optimizer):
         raise InputError(f"{spec} returned ({type(module).__name__}, "
                          f"{type(optimizer).__name__}, ...); {accepted}")
-    scheduler = extra[0] if extra and isinstance(
-        extra[0], torch.optim.lr_scheduler.LRScheduler) else None
+    scheduler = None
+    if extra:
+        schedulers = extra[0] if isinstance(extra[0], list) else [extra[0]]
+        if schedulers and all(isinstance(s, torch.optim.lr_scheduler.LRScheduler)
+                              for s in schedulers):
+            scheduler = extra[0]
     return module, optimizer, scheduler
+
+
+def _schedulers(scheduler) -> list:
+    return [] if scheduler is None else scheduler if isinstance(scheduler, list) else [scheduler]
+
+
+def _like(array: np.ndarray, param):
+    """``array`` as a gradient laid out as ``param`` (its strides, as autograd makes it: torch's
+    fused kernels pair the parameter's and the gradient's memory element by element)."""
+    import torch
+
+    grad = torch.empty_like(param, memory_format=torch.preserve_format)
+    grad.copy_(torch.from_numpy(array))
+    return grad
+
+
+def describe_scheduler(scheduler) -> str:
+    """``StepLR at last_epoch 3``; composites with their children, e.g.
+    ``SequentialLR(LinearLR, CosineAnnealingLR) at last_epoch 0``."""
+    def name(s):
+        children = getattr(s, "_schedulers", None)
+        inner = f"({', '.join(name(c) for c in children)})" if children else ""
+        return type(s).__name__ + inner
+
+    parts = []
+    for s in _schedulers(scheduler):
+        last_epoch = getattr(s, "last_epoch", None)
+        if last_epoch is None:  # ChainedScheduler: its children's
+            last_epoch = s._schedulers[0].last_epoch
+        parts.append(f"{name(s)} at last_epoch {last_epoch}")
+    return " + ".join(parts)
 
 
 def dtype_names(module) -> dict[str, str]:
@@ -102,9 +146,9 @@ def draw_gradients(rng, module) -> dict:
             for n, p in module.named_parameters() if p.requires_grad}
 
 
-def run_both(module, optimizer, scheduler, steps: int, seed: int):
-    """``steps`` steps of the torch optimizer and of its optax port on the same gradients;
-    returns ``(optax params, optax state under torch's names)``."""
+def run_both(module, optimizer, scheduler, steps: int, seed: int, clip_grad_norm=None):
+    """``steps`` steps of the torch optimizer (and scheduler) and of its optax port on the same
+    gradients; returns ``(optax params, optax state under torch's names, optax group lrs)``."""
     import jax
     import optax
     import torch
@@ -112,7 +156,9 @@ def run_both(module, optimizer, scheduler, steps: int, seed: int):
     from wd_jax import port
 
     params = port.params_from_torch(module)
-    tx = port.optimizer_from_torch(optimizer, module, scheduler=scheduler)
+    tx = port.optimizer_from_torch(optimizer, module, scheduler=scheduler,
+                                   horizon=steps if scheduler is not None else None,
+                                   clip_grad_norm=clip_grad_norm)
     state = port.state_from_torch(optimizer, module, tx, params, scheduler=scheduler)
 
     @jax.jit
@@ -124,18 +170,23 @@ def run_both(module, optimizer, scheduler, steps: int, seed: int):
     for _ in range(steps):
         grads = draw_gradients(rng, module)
         for name, p in module.named_parameters():
-            p.grad = torch.tensor(grads[name]).to(p.device) if name in grads else None
+            p.grad = _like(grads[name], p) if name in grads else None
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), clip_grad_norm)
         optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        for s in _schedulers(scheduler):
+            s.step()
         full = {n: grads.get(n, np.zeros(v.shape, v.dtype)) for n, v in params.items()}
         params, state = step(params, state, full)
-    return params, port.torch_named_state(state, optimizer, module)
+    return (params, port.torch_named_state(state, optimizer, module),
+            port.group_lrs(state, optimizer, module))
 
 
-def compare(module, optimizer, params, named_state, kinds: dict[str, str]) -> list[tuple]:
+def compare(module, optimizer, params, named_state, kinds: dict[str, str],
+            lrs=None) -> list[tuple]:
     """Rows ``(what, name, worst relative difference, tolerance)``: every parameter, then
-    every state entry torch or optax has (a missing one counts as infinitely different)."""
+    every state entry torch or optax has (a missing one counts as infinitely different), then
+    every group's lr (``lrs``: optax's, one per group)."""
     rows = []
     for name, p in module.named_parameters():
         rows.append(("param", name, _difference(np.asarray(params[name]), _numpy(p),
@@ -153,6 +204,13 @@ def compare(module, optimizer, params, named_state, kinds: dict[str, str]) -> li
             else:
                 difference = _difference(optax_state[key], torch_state[key], kinds[name])
             rows.append((f"state {key}", name, difference, kinds[name]))
+    names = dict(module.named_parameters())
+    by_id = {id(p): n for n, p in names.items()}
+    for index, (group, lr) in enumerate(zip(optimizer.param_groups, lrs or (), strict=False)):
+        kind = kinds[by_id[id(group["params"][0])]] if group["params"] else "float64"
+        rows.append(("lr group", str(index), _difference(np.asarray(lr),
+                                                        np.asarray(float(group["lr"])), kind),
+                     kind))
     return rows
 
 
@@ -174,12 +232,16 @@ def execute(args) -> int:
     dtypes = dtype_names(module)
     adam = type(optimizer).__name__ in ("Adam", "AdamW")
     kinds = {n: run_kind(d, adam=adam) for n, d in dtypes.items()}
+    ported = describe_scheduler(scheduler)
     with numerics("float64" if "float64" in dtypes.values() else "float32"):
-        params, named_state = run_both(module, optimizer, scheduler, args.steps, args.seed)
-    rows = compare(module, optimizer, params, named_state, kinds)
+        params, named_state, lrs = run_both(module, optimizer, scheduler, args.steps,
+                                            args.seed, args.clip_grad_norm)
+    rows = compare(module, optimizer, params, named_state, kinds, lrs)
     print(f"{args.factory}: {type(optimizer).__name__}, {len(optimizer.param_groups)} "
           f"parameter group(s), {args.steps} steps on random gradients (seed {args.seed})"
-          + (f", scheduler {type(scheduler).__name__}" if scheduler is not None else ""))
+          + (f", clipped to norm {args.clip_grad_norm:g}" if args.clip_grad_norm is not None
+             else "")
+          + (f", scheduler {ported} (ported from there)" if scheduler is not None else ""))
     width = max(len(f"{what} {name}") for what, name, _, _ in rows)
     print(f"{'':{width}}  worst rel. diff  tolerance")
     failed = 0
