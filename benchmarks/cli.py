@@ -7,9 +7,9 @@ from pathlib import Path
 
 from wd_core.atomic import check_output_folder
 from wd_core.errors import DeviceUnavailableError, InputError, PathError, run_command
-from wd_core.validation import POSITIVE_INT, number_from_text
 
 from . import machine
+from .arguments import OneLineParser, names, positive_int
 from .report import (
     format_data_parallel,
     format_summary,
@@ -23,46 +23,20 @@ from .workloads import DEFAULT_GROUPS, GROUPS
 DEFAULT_OUT_DIR = Path("benchmarks") / "results"
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Usage errors raise :class:`InputError` (one line, exit 2), not usage-and-exit."""
-
-    def error(self, message):
-        raise InputError(message)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        return number_from_text(text, POSITIVE_INT)
-    except InputError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _names(accepted):
-    def parse(text):
-        names = tuple(n.strip() for n in text.split(",") if n.strip())
-        bad = [n for n in names if n not in accepted]
-        if not names or bad:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: accepted a comma-separated list of {', '.join(accepted)}")
-        return names
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options (shared with ``weight-decay bench``)."""
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and fewer processes: under a minute")
-    parser.add_argument("--repeats", type=_positive_int, default=None,
+    parser.add_argument("--repeats", type=positive_int, default=None,
                         help="timed samples per implementation (default 7, quick 5)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--frameworks", type=_names(FRAMEWORKS), default=FRAMEWORKS,
+    parser.add_argument("--frameworks", type=names(FRAMEWORKS), default=FRAMEWORKS,
                         help="comma-separated, from: " + ", ".join(FRAMEWORKS))
-    parser.add_argument("--workloads", type=_names(GROUPS), default=DEFAULT_GROUPS,
+    parser.add_argument("--workloads", type=names(GROUPS), default=DEFAULT_GROUPS,
                         dest="groups",
                         help="comma-separated, from: " + ", ".join(GROUPS) + " (default: all "
                              "but memory-n1024 and data-parallel)")
-    parser.add_argument("--devices", type=_names(DEVICES), default=DEVICES,
+    parser.add_argument("--devices", type=names(DEVICES), default=DEVICES,
                         help="cpu and/or cuda (cuda is skipped, with the reason, without a GPU)")
     parser.add_argument("--no-cold-start", action="store_false", dest="cold_start")
     parser.add_argument("--no-plot", action="store_false", dest="plot")
@@ -77,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m benchmarks", allow_abbrev=False,
         description="Time SGD with weight decay: idiomatic loops, train(), fused paths; "
                     "CPU and CUDA; against the measured memory bandwidth.")

@@ -31,6 +31,7 @@ import sys
 import time
 
 from wd_core import SyntheticData
+from wd_core.errors import MissingFrameworkError
 from wd_core.shards import BACKEND_STRATEGIES as STRATEGIES
 from wd_core.validation import BACKENDS as FRAMEWORKS
 from wd_core.workers import launch, serve, visible_gpu_count
@@ -63,7 +64,7 @@ def measure(*, quick: bool = False, frameworks=FRAMEWORKS, processes: int = 2,
     for framework in frameworks:
         try:
             importlib.import_module(f"wd_{framework}.distributed")
-        except ImportError as err:
+        except MissingFrameworkError as err:
             rows.append({"group": "data_parallel", "framework": framework, "measured": False,
                          "reason": f"wd_{framework} is not available ({err})"})
             continue
@@ -229,15 +230,15 @@ def main(argv=None) -> int:
     """``python -m benchmarks.data_parallel``: bad input is one line and exit status 2."""
     from wd_core.errors import run_command
 
-    from .cli import _names, _OneLineParser, _positive_int
+    from .arguments import OneLineParser, names, positive_int
 
     prog = "python -m benchmarks.data_parallel"
-    parser = _OneLineParser(prog=prog, description=__doc__.split("\n\n")[0],
+    parser = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0],
                             allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="the quick bandwidth workload")
-    parser.add_argument("--frameworks", type=_names(FRAMEWORKS), default=FRAMEWORKS)
-    parser.add_argument("--processes", type=_positive_int, default=2)
-    parser.add_argument("--repeats", type=_positive_int, default=3)
+    parser.add_argument("--frameworks", type=names(FRAMEWORKS), default=FRAMEWORKS)
+    parser.add_argument("--processes", type=positive_int, default=2)
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--device", default="cpu")
     return run_command(prog, lambda: parser.parse_args(argv), _print_rows)
 

@@ -50,7 +50,7 @@ class Options:
 
 
 def framework_module(name: str):
-    """``benchmarks.impl_<name>``; ``ImportError`` with the install hint when missing."""
+    """``benchmarks.impl_<name>``; ``MissingFrameworkError`` with the install hint when missing."""
     return importlib.import_module(f".impl_{name}", __package__)
 
 

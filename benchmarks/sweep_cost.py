@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib
 
+from wd_core.errors import MissingFrameworkError
+
 from .implementation import no_sync
 from .timing import Candidate, measure_interleaved
 from .workloads import chapter
@@ -61,7 +63,7 @@ def sweep_cost(frameworks, device: str, repeats: int, dtype: str = "float32") ->
                  "framework": name, "device": device}
         try:
             backend = importlib.import_module(f"wd_{name}")
-        except ImportError as err:
+        except MissingFrameworkError as err:
             found.append({**entry, "measured": False,
                           "reason": f"wd_{name} is not available ({err})"})
             continue

@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from wd_core.errors import InputError
 from weight_decay.backends import BACKENDS
 
 
@@ -43,7 +44,7 @@ def pytest_configure(config):
     for name in requested_backends():
         try:
             importlib.import_module(f"wd_{name}")
-        except ImportError as err:
+        except InputError as err:  # MissingFrameworkError, BrokenFrameworkError
             raise pytest.UsageError(
                 f"WD_BACKENDS names {name!r} but wd_{name} cannot be imported: {err}"
             ) from None

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from wd_core import DeviceUnavailableError, SyntheticData, reference
+from wd_core.errors import InputTypeError
 from wd_core.tolerances import assert_close
 
 
@@ -53,7 +54,7 @@ def test_progress_must_be_callable_and_its_exception_reaches_the_caller(backend,
     run = getattr(backend, entry)
     kwargs = {"lambd": 1.0} if entry == "train" else {"lambdas": [0.0, 1.0]}
     kwargs.update(method="concise", lr=0.1, max_epochs=3)
-    with pytest.raises(TypeError, match="progress must be None or a callable"):
+    with pytest.raises(InputTypeError, match="progress must be None or a callable"):
         run(data, progress="bar", **kwargs)
     with pytest.raises(Stop, match="stopped at epoch 1"):
         run(data, progress=stop_at_one, **kwargs)

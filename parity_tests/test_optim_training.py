@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from wd_core import SyntheticData
+from wd_core.errors import InputTypeError
 from wd_core.optimizers import ADAM_FAMILIES, OptimizerSpec
 from wd_core.params import init_params
 from wd_core.tolerances import assert_close, run_kind
@@ -134,7 +135,7 @@ def test_jax_same_spec_does_not_recompile():
 
 
 def test_bad_optimizer_is_a_clear_error(backend):
-    with pytest.raises(TypeError, match="optimizer must be None or a wd_core.optimizers"):
+    with pytest.raises(InputTypeError, match="optimizer must be None or a wd_core.optimizers"):
         backend.train(DATA, method="concise", lambd=1.0, lr=0.01, max_epochs=1,
                       optimizer="adamw")
 

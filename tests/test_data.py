@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from wd_core import SyntheticData, init_params
+from wd_core.errors import InputTypeError
 
 FINGERPRINT = """
 import hashlib
@@ -111,7 +112,7 @@ def test_bad_sizes_are_rejected_with_the_value(kwargs, message):
 
 
 def test_non_integer_size_is_a_type_error():
-    with pytest.raises(TypeError, match="num_train must be a positive integer, got 2.5"):
+    with pytest.raises(InputTypeError, match="num_train must be a positive integer, got 2.5"):
         SyntheticData(num_train=2.5)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from wd_core import History, SyntheticData, reference
+from wd_core.errors import MissingPathError
 
 
 def test_json_round_trip_keeps_float64_exactly(tmp_path):
@@ -57,7 +58,7 @@ def test_reading_something_else_is_a_clear_error(tmp_path, content, message):
 def test_write_into_missing_folder_names_it(tmp_path):
     history = reference.train(SyntheticData(num_train=4, num_inputs=2, batch_size=2),
                               lambd=1.0, lr=0.1, max_epochs=1, epoch_params=True)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(MissingPathError, match="does not exist"):
         history.to_json(tmp_path / "missing" / "run.json")
 
 

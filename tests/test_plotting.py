@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from wd_core import SyntheticData, reference
+from wd_core.errors import MissingFrameworkError, MissingPathError
 from weight_decay.plotting import (
     history_label,
     lines_by_gid,
@@ -139,11 +140,11 @@ def test_save_figure_writes_a_png_of_the_figure_size(tmp_path):
     assert image.shape[:2] == (round(4.2 * 50), round(6.4 * 50))
     assert image[..., :3].std() > 0.05  # something was drawn
     assert os.listdir(tmp_path) == ["curves.png"]
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(MissingPathError, match="does not exist"):
         save_figure(fig, tmp_path / "missing" / "curves.png")
 
 
 def test_missing_matplotlib_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(ImportError, match=r"pip install 'weight-decay\[plot\]'"):
+    with pytest.raises(MissingFrameworkError, match=r"pip install 'weight-decay\[plot\]'"):
         loss_curves([reference.train(DATA, lambd=1.0, lr=0.02, max_epochs=1, epoch_params=True)])

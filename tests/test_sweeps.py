@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from wd_core import History, SyntheticData, reference
+from wd_core.errors import InputTypeError
 from wd_core.sweeps import (
     check_lambdas,
     data_from_config,
@@ -129,6 +130,6 @@ def test_data_from_config_rebuilds_the_same_data():
 
 
 def test_write_sweep_needs_histories(tmp_path):
-    with pytest.raises(TypeError, match="non-empty list of wd_core.History"):
+    with pytest.raises(InputTypeError, match="non-empty list of wd_core.History"):
         write_sweep([], tmp_path / "s.json")
     assert isinstance(reference_sweep([0.0])[0], History)

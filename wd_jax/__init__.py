@@ -5,13 +5,13 @@ Mirrors :mod:`wd_torch` name for name. Data, batch order and initial parameters 
 setting: float64 runs enable x64 only inside their own scope.
 """
 
-from wd_core.errors import missing_framework
+from wd_core.errors import framework_error
 
 try:
     import jax  # noqa: F401
     import optax  # noqa: F401
-except ImportError:  # pragma: no cover - exercised by tests with jax hidden
-    raise missing_framework("wd_jax", "JAX and optax", "jax") from None
+except Exception as err:  # absent, or installed and broken: the cause is chained and printed
+    raise framework_error("wd_jax", "JAX and optax", "jax", err, ("jax", "optax")) from err
 
 from wd_jax.models import WeightDecay, WeightDecayScratch, l2_penalty, squared_loss
 from wd_jax.step import sgd_step

@@ -4,12 +4,12 @@ Mirrors :mod:`wd_jax` name for name. Data, batch order and initial parameters co
 :mod:`wd_core`; this package draws no random numbers.
 """
 
-from wd_core.errors import missing_framework
+from wd_core.errors import framework_error
 
 try:
     import torch  # noqa: F401
-except ImportError:  # pragma: no cover - exercised by tests with torch hidden
-    raise missing_framework("wd_torch", "PyTorch", "torch") from None
+except Exception as err:  # absent, or installed and broken: the cause is chained and printed
+    raise framework_error("wd_torch", "PyTorch", "torch", err) from err
 
 from wd_torch.models import WeightDecay, WeightDecayScratch, l2_penalty, squared_loss
 from wd_torch.step import sgd_step

@@ -1,7 +1,8 @@
 """The ``weight-decay`` command (also ``python -m weight_decay``).
 
 Each subcommand is a module of :mod:`weight_decay.commands` with ``add_parser(subparsers)``
-and ``execute(args) -> int``. Bad input (:class:`wd_core.errors.InputError`, argparse usage
+and ``execute(args) -> int``, listed in :data:`COMMANDS`; a new subcommand is a new module
+added there. Bad input (:class:`wd_core.errors.InputError`, argparse usage
 errors) ends with one line on stderr and exit status 2; any other exception is a bug and
 keeps its traceback (exit status 1).
 """
@@ -11,7 +12,10 @@ from __future__ import annotations
 import argparse
 
 from wd_core.errors import InputError, run_command
-from weight_decay.commands import COMMANDS
+from weight_decay.commands import bench, demo, plot, port_check, run, sweep
+
+#: The subcommands, in the order ``--help`` lists them.
+COMMANDS = (run, demo, sweep, plot, bench, port_check)
 
 
 class UsageError(InputError):

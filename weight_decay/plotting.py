@@ -21,7 +21,7 @@ import numpy as np
 from wd_core import reference
 from wd_core.atomic import atomic_writer
 from wd_core.data import ARGUMENTS
-from wd_core.errors import InputError, MissingFrameworkError
+from wd_core.errors import InputError, framework_error
 from wd_core.sweeps import data_from_config
 
 #: Points of the ridge curve between the smallest positive lambda and the largest one.
@@ -29,15 +29,14 @@ RIDGE_POINTS = 60
 
 
 def _figure_class():
-    """``matplotlib.figure.Figure``; :class:`~wd_core.errors.MissingFrameworkError` (an
-    ``ImportError``) with the install command if missing."""
+    """``matplotlib.figure.Figure``; :class:`~wd_core.errors.MissingFrameworkError` with the
+    install command if matplotlib is missing, :class:`~wd_core.errors.BrokenFrameworkError`
+    with the cause if it fails to import."""
     try:
         from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingFrameworkError(
-            "plotting needs matplotlib, which is not installed; "
-            "install it with: pip install 'weight-decay[plot]'"
-        ) from None
+    except Exception as err:
+        raise framework_error("plotting", "matplotlib", "plot", err,
+                              ("matplotlib", "matplotlib.figure")) from err
     return Figure
 
 

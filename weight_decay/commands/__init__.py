@@ -1,11 +1,5 @@
-"""Subcommands of ``weight-decay``, in the order ``--help`` lists them.
-
-Each module has ``add_parser(subparsers)`` and ``execute(args) -> int``; a new subcommand is a
-new module added to :data:`COMMANDS`.
+"""Subcommands of ``weight-decay``: one module each, with ``add_parser(subparsers)`` and
+``execute(args) -> int``. The list (in the order ``--help`` shows it) is
+:data:`weight_decay.cli.COMMANDS`; this package imports none of them, so that a helper module
+here (``options``) can be imported on its own.
 """
-
-from __future__ import annotations
-
-from weight_decay.commands import bench, demo, plot, port_check, run, sweep
-
-COMMANDS = (run, demo, sweep, plot, bench, port_check)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from wd_core import reference
-from wd_core.errors import InputError
+from wd_core.errors import InputError, MissingFrameworkError
 from wd_core.tolerances import run_kind
 from wd_core.validation import DTYPES, METHODS
 from weight_decay.backends import BACKENDS, load_backend
@@ -74,10 +74,14 @@ def chapter_rows(data, *, backends, dtype, lr, max_epochs, progress=None):
 
 
 def torch_optim_available() -> str | None:
-    """``None`` when the optimizer rows can run, else why not (their oracle is torch.optim)."""
+    """``None`` when the optimizer rows can run, else why not (their oracle is torch.optim).
+
+    Only a torch that is not installed leaves the rows out (the line says so); a torch that
+    fails to import (:class:`~wd_core.errors.BrokenFrameworkError`) stops the command with
+    the cause."""
     try:
         load_backend(ORACLE_BACKEND)
-    except ImportError as err:
+    except MissingFrameworkError as err:
         return f"optimizer rows not shown (their oracle is torch.optim): {err}"
     return None
 
@@ -140,6 +144,6 @@ def figures_line(rows, folder) -> str:
     """Write the figures; the line that names them (or says how to get matplotlib)."""
     try:
         paths = write_figures(rows, folder)
-    except ImportError as err:
+    except MissingFrameworkError as err:
         return f"figures not written: {err}"
     return "figures: " + ", ".join(str(p) for p in paths)
