@@ -29,7 +29,7 @@ weight_decay, nesterov, maximize)``
 decoupled_weight_decay=True)``         decay (torch's default 1e-2, never optax's 1e-4)
 ``maximize=True`` (Adam family)        ``chain(scale(-1), ...)``
 any ``torch.optim.lr_scheduler``       the group's lr (and cycled momentum or beta1) as a
-scheduler but ``ReduceLROnPlateau``,   :class:`wd_jax.lr_scheduler.TorchSchedule`: torch's
+scheduler but ``ReduceLROnPlateau``,   :class:`wd_jax.optim.lr_scheduler.TorchSchedule`: torch's
 or a list of them                      own recursion from the group's current lr
 ``clip_grad_norm_`` before each step   ``chain(torch_clip_grad_norm(max_norm), partition)``
 ``foreach``, ``fused``                 implementation choices: accepted
@@ -42,7 +42,7 @@ State (torch key per parameter -> optax field of the group's state):
 ``TorchMomentumState.momentum_buffer``; ``exp_avg`` / ``exp_avg_sq`` / ``step`` ->
 ``ScaleByAdamState.mu`` / ``.nu`` / ``.count``; the group's ``lr`` (and cycled momentum) and
 the scheduler's position (``last_epoch``, ``_last_lr``, ``T_cur``/``T_i``, the children of
-``SequentialLR`` and ``ChainedScheduler``) -> :class:`wd_jax.lr_scheduler.ScheduleState`.
+``SequentialLR`` and ``ChainedScheduler``) -> :class:`wd_jax.optim.lr_scheduler.ScheduleState`.
 torch keeps a step per parameter and optax one count per group: a group whose parameters
 disagree is refused.
 
@@ -60,7 +60,7 @@ without it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import jax
@@ -71,20 +71,11 @@ import optax
 from wd_core.errors import InputError, InputTypeError, missing_framework
 from wd_core.validation import NONNEGATIVE, check_number
 from wd_jax import optim as jopt
-from wd_jax.lr_scheduler import ScheduleState, TorchSchedule, TorchScheduler
+from wd_jax.optim.lr_scheduler import ScheduleState, TorchSchedule, TorchScheduler
+from wd_jax.optim.registry import TorchOptimizer, replace_states, states_of
 
 FROZEN = "frozen"
-ACCEPTED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW",
-                       "wd_torch.optim.SGDW")
-#: Group options read into the optax chain, per family kind.
-SGD_OPTIONS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
-ADAM_OPTIONS = ("lr", "betas", "eps", "weight_decay", "maximize", "decoupled_weight_decay")
-#: Implementation choices with the same mathematics: accepted whatever their value.
-IMPLEMENTATION_OPTIONS = ("foreach", "fused")
-#: Options with no exact optax twin: accepted only when False.
-REFUSED_OPTIONS = ("amsgrad", "capturable", "differentiable")
-_STATE_TYPES = (optax.TraceState, jopt.TorchMomentumState, optax.ScaleByAdamState,
-                ScheduleState)
+ACCEPTED_OPTIMIZERS = tuple(jopt.PORTS)
 
 
 def _torch():
@@ -193,11 +184,12 @@ def _from_numpy(array: np.ndarray, like):
 
 @dataclass(frozen=True)
 class _Group:
-    """One torch parameter group, read: its family, builder options and parameter names
-    (``names``: those it updates; ``all_names`` also those that require no gradient)."""
+    """One torch parameter group, read: how its optimizer ports, its builder options and its
+    parameter names (``names``: those it updates; ``all_names`` also those that require no
+    gradient)."""
 
     index: int
-    family: str  # "sgd", "sgdw", "adam" or "adamw"
+    optimizer: TorchOptimizer
     all_names: tuple[str, ...]
     names: tuple[str, ...]
     lr: object  # a float, or a TorchSchedule when a scheduler is attached
@@ -208,40 +200,44 @@ class _Group:
         return group_label(self.index)
 
 
-def _optimizer_family(optimizer) -> str:
-    """``"sgd"``, ``"sgdw"``, ``"adam"`` (decided per group: coupled, or decoupled with
-    ``decoupled_weight_decay``) or ``"adamw"`` (the class, on every torch)."""
-    torch = _torch()
+def _is_class(cls, torch_class: str) -> bool:
+    """``cls`` is the class ``torch_class`` names (``torch.optim.SGD`` is defined in
+    ``torch.optim.sgd``), not a subclass or a namesake."""
+    module, _, name = torch_class.rpartition(".")
+    return cls.__qualname__ == name and (cls.__module__ == module
+                                         or cls.__module__.startswith(module + "."))
+
+
+def _optimizer_port(optimizer) -> TorchOptimizer:
+    """The registry entry of ``optimizer``'s class; ``InputError`` for a class without one."""
     cls = type(optimizer)
-    if cls is torch.optim.SGD:
-        return "sgd"
-    if cls is torch.optim.AdamW:
-        return "adamw"
-    if cls is torch.optim.Adam:
-        return "adam"
-    if cls.__module__ == "wd_torch.optim" and cls.__qualname__ == "SGDW":
-        return "sgdw"
+    for port in jopt.PORTS.values():
+        if _is_class(cls, port.torch_class):
+            return port
+    if cls.__module__.startswith("torch.optim") and cls.__qualname__ in jopt.REFUSED:
+        raise InputError(f"optimizer {cls.__qualname__} has no port: "
+                         f"{jopt.REFUSED[cls.__qualname__]}")
     raise InputError(f"optimizer {cls.__module__}.{cls.__qualname__} has no port; accepted: "
                      f"{', '.join(ACCEPTED_OPTIMIZERS)} (the class itself, not a subclass)")
 
 
-def _check_options(optimizer, index: int, group: dict, read: tuple[str, ...]) -> None:
+def _check_options(optimizer, port: TorchOptimizer, index: int, group: dict) -> None:
     """Refuse an option of torch's (a key of ``optimizer.defaults``) that the port would drop."""
     for key in optimizer.defaults:
         value = group.get(key)
-        if key in read or key in IMPLEMENTATION_OPTIONS:
+        if key in port.options or key in port.implementation:
             continue
-        if key in REFUSED_OPTIONS:
-            if value:
+        if key in port.accepted:
+            if value != port.accepted[key]:
                 raise InputError(
                     f"parameter group {index}: {key}={value!r} has no exact optax twin; "
-                    f"accepted: {key}=False"
+                    f"accepted: {key}={port.accepted[key]!r}"
                 )
             continue
         raise InputError(
             f"parameter group {index}: option {key}={value!r} of "
             f"{type(optimizer).__name__} has no port; ported options: "
-            f"{', '.join(read + IMPLEMENTATION_OPTIONS)}"
+            f"{', '.join(port.options + port.implementation)}"
         )
 
 
@@ -296,35 +292,31 @@ def _check_real_parameters(module, index: int, names: tuple[str, ...]) -> None:
             f"floating-point parameters")
 
 
+def _option(index: int, key: str, value):
+    """A group option as the builder takes it: bools, strings and None as they are, numbers
+    as Python floats (:func:`_real`), tuples element by element."""
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, tuple | list):
+        return tuple(_option(index, f"{key}[{i}]", v) for i, v in enumerate(value))
+    return _real(index, key, value)
+
+
 def _read_groups(optimizer, module) -> list[_Group]:
     """Every torch group as a :class:`_Group` with its constant lr, checked: refused options
     raise."""
     _check_module(module)
-    family = _optimizer_family(optimizer)
+    port = _optimizer_port(optimizer)
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     groups = []
     for index, (group, all_names) in enumerate(zip(optimizer.param_groups,
                                                    _group_names(optimizer, module), strict=True)):
         _check_real_parameters(module, index, all_names)
-        names = (all_names, tuple(n for n in all_names if n in trainable))
-        read = SGD_OPTIONS if family in ("sgd", "sgdw") else ADAM_OPTIONS
-        _check_options(optimizer, index, group, read)
-
-        def real(key, value=None, group=group, index=index):
-            return _real(index, key, group[key] if value is None else value)
-
-        lr = real("lr")
-        if family in ("sgd", "sgdw"):
-            options = {"momentum": real("momentum"), "dampening": real("dampening"),
-                       "weight_decay": real("weight_decay"),
-                       "nesterov": bool(group["nesterov"]), "maximize": bool(group["maximize"])}
-            groups.append(_Group(index, family, *names, lr, options))
-            continue
-        decoupled = family == "adamw" or bool(group.get("decoupled_weight_decay", False))
-        options = {"betas": tuple(real(f"betas[{i}]", b) for i, b in enumerate(group["betas"])),
-                   "eps": real("eps"), "weight_decay": real("weight_decay"),
-                   "maximize": bool(group["maximize"])}
-        groups.append(_Group(index, "adamw" if decoupled else "adam", *names, lr, options))
+        _check_options(optimizer, port, index, group)
+        options = {key: _option(index, key, group[key]) for key in port.options if key in group}
+        lr = options.pop("lr")
+        names = tuple(n for n in all_names if n in trainable)
+        groups.append(_Group(index, port, all_names, names, lr, options))
     return groups
 
 
@@ -346,24 +338,21 @@ def _scheduled(groups: list[_Group], program: TorchScheduler, optimizer) -> list
         initial = program.state(optimizer, group.index)
         options = dict(group.options)
         if program.cycles_momentum:
+            cycled = group.optimizer.cycled
+            if cycled is None or cycled not in options:
+                raise InputError(f"{program.names} cycles the momentum, which "
+                                 f"{group.optimizer.name} does not have")
             momentum = TorchSchedule(program, group.index, initial, value="momentum")
-            if "betas" in options:
-                options["betas"] = (momentum, *options["betas"][1:])
-            else:
-                options["momentum"] = momentum
+            options[cycled] = ((momentum, *options[cycled][1:]) if cycled == "betas"
+                               else momentum)
         out.append(replace(group, lr=TorchSchedule(program, group.index, initial),
                            options=options))
     return out
 
 
 def _group_transformation(group: _Group) -> optax.GradientTransformation:
-    """The :mod:`wd_jax.optim` builder of ``group``: its own lr, decay and momentum or betas."""
-    options = dict(group.options)
-    if group.family in ("sgd", "sgdw"):
-        return jopt.BUILDERS[group.family](group.lr, **options)
-    maximize = options.pop("maximize")
-    tx = jopt.BUILDERS[group.family](group.lr, **options)
-    return optax.chain(optax.scale(-1.0), tx) if maximize else tx
+    """The group's own optax chain: its optimizer's builder with its lr and options."""
+    return group.optimizer.build(lr=group.lr, **group.options)
 
 
 def _labels(module, groups: list[_Group]) -> dict[str, str]:
@@ -398,7 +387,7 @@ def optimizer_from_torch(optimizer, module, *, scheduler=None, horizon=None,
     ``scheduler``: a ``torch.optim.lr_scheduler`` scheduler attached to ``optimizer`` (or a
     list of them, stepped in that order), stepped once after every ``optimizer.step()``; each
     group's lr (and the momentum or beta1 that ``OneCycleLR`` and ``CyclicLR`` cycle) follows
-    torch's own recursion from the group's current values (:mod:`wd_jax.lr_scheduler`).
+    torch's own recursion from the group's current values (:mod:`wd_jax.optim.lr_scheduler`).
     ``horizon``: the optimizer steps over which a Python function (``LambdaLR``,
     ``MultiplicativeLR``, ``CyclicLR``'s ``scale_fn``) is recorded; required for those.
     ``clip_grad_norm``: ``torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)``
@@ -434,19 +423,9 @@ def optimizer_from_torch(optimizer, module, *, scheduler=None, horizon=None,
 
 # ---- the state -------------------------------------------------------------------------------
 
-def _is_state(node) -> bool:
-    return isinstance(node, _STATE_TYPES)
-
-
 def _states(tree, kind) -> list:
     """The states of type ``kind`` inside ``tree`` (one group's optax state)."""
-    return [s for s in jax.tree.leaves(tree, is_leaf=_is_state) if isinstance(s, kind)]
-
-
-def _replace_states(tree, replace_state: Callable):
-    """``tree`` with each state of :data:`_STATE_TYPES` swapped for ``replace_state(state)``."""
-    return jax.tree.map(lambda s: replace_state(s) if _is_state(s) else s, tree,
-                        is_leaf=_is_state)
+    return states_of(tree, kind)
 
 
 def _partition_state(opt_state):
@@ -468,49 +447,6 @@ def _torch_states(optimizer, module, group: _Group) -> dict[str, dict]:
     """``{name: torch state dict}`` of the group's parameters (``{}`` before the first step)."""
     params = dict(module.named_parameters())
     return {n: optimizer.state.get(params[n], {}) for n in group.names}
-
-
-def _common_step(group: _Group, steps: dict[str, int], what: str) -> int:
-    """The one count of ``group`` (optax keeps one), or ``InputError`` listing the
-    parameters' disagreeing ``steps``."""
-    values = set(steps.values())
-    if len(values) > 1:
-        listed = ", ".join(f"{n}: {s}" for n, s in steps.items())
-        raise InputError(
-            f"parameter group {group.index}: torch's {what} differ between its parameters "
-            f"({listed}); optax keeps one count per group, so this state cannot be ported "
-            f"(a parameter that missed a step had no gradient then)"
-        )
-    return values.pop() if values else 0
-
-
-def _adam_step(group: _Group, states: dict[str, dict]) -> int:
-    steps = {}
-    for name, state in states.items():
-        step = float(state["step"]) if "step" in state else 0.0
-        if step != int(step):
-            raise InputError(f"parameter {name!r}: torch's step {step!r} is not an integer")
-        steps[name] = int(step)
-    return _common_step(group, steps, "Adam step counts")
-
-
-def _filled(tree: dict, group: _Group, values: dict[str, np.ndarray | None], key: str) -> dict:
-    """``tree`` (a dict like the params, ``MaskedNode`` outside the group) with the group's
-    leaves replaced by ``values`` (cast to the leaf's dtype; zeros where a value is None)."""
-    out = {}
-    for name, leaf in tree.items():
-        if name not in group.names:
-            out[name] = leaf
-            continue
-        value = values.get(name)
-        if value is None:
-            out[name] = jnp.zeros_like(leaf)
-            continue
-        if value.shape != leaf.shape:
-            raise InputError(f"torch's {key} of {name!r} has shape {value.shape}; the "
-                             f"parameter has {leaf.shape}")
-        out[name] = jnp.asarray(value, dtype=leaf.dtype)
-    return out
 
 
 def _check_tx(opt_state, groups: list[_Group]):
@@ -578,31 +514,15 @@ def state_from_torch(optimizer, module, tx, params, *, scheduler=None):
 
 def _group_state_from_torch(group_state, group: _Group, states: dict[str, dict],
                             schedule: ScheduleState | None):
-    """One group's optax state (its ``MaskedState``) with torch's values put in."""
-    buffers = {n: _to_numpy(s["momentum_buffer"]) if s.get("momentum_buffer") is not None
-               else None for n, s in states.items()}
-    step = _adam_step(group, states) if group.family in ("adam", "adamw") else None
-
-    def replace_state(s):
-        if isinstance(s, optax.TraceState):
-            return s._replace(trace=_filled(s.trace, group, buffers, "momentum_buffer"))
-        if isinstance(s, jopt.TorchMomentumState):
-            has = _common_step(group, {n: int(b is not None) for n, b in buffers.items()},
-                               "momentum buffers (present: 1, not yet created: 0)")
-            return s._replace(count=jnp.asarray(has, dtype=s.count.dtype),
-                              momentum_buffer=_filled(s.momentum_buffer, group, buffers,
-                                                      "momentum_buffer"))
-        if isinstance(s, optax.ScaleByAdamState):
-            read = {key: {n: _to_numpy(st[key]) if key in st else None
-                          for n, st in states.items()} for key in ("exp_avg", "exp_avg_sq")}
-            return s._replace(count=jnp.asarray(step, dtype=s.count.dtype),
-                              mu=_filled(s.mu, group, read["exp_avg"], "exp_avg"),
-                              nu=_filled(s.nu, group, read["exp_avg_sq"], "exp_avg_sq"))
-        if isinstance(s, ScheduleState):
-            return jax.tree.map(lambda new, old: jnp.asarray(new, dtype=old.dtype), schedule, s)
-        return s
-
-    return _replace_states(group_state, replace_state)
+    """One group's optax state (its ``MaskedState``) with torch's values put in: the
+    optimizer's state by its registry entry, the schedule's from ``schedule``."""
+    arrays = {n: {k: _to_numpy(v) for k, v in s.items() if v is not None}
+              for n, s in states.items()}
+    group_state = group.optimizer.state_from_torch(group_state, group, arrays)
+    if schedule is None:
+        return group_state
+    return replace_states(group_state, (ScheduleState,), lambda s: jax.tree.map(
+        lambda new, old: jnp.asarray(new, dtype=old.dtype), schedule, s))
 
 
 def torch_named_state(opt_state, optimizer, module) -> dict[str, dict[str, np.ndarray]]:
@@ -624,20 +544,7 @@ def torch_named_state(opt_state, optimizer, module) -> dict[str, dict[str, np.nd
 
 
 def _group_state_to_torch(group_state, group: _Group) -> dict[str, dict[str, np.ndarray]]:
-    named = {n: {} for n in group.names}
-    for s in _states(group_state, optax.TraceState):
-        for n in group.names:
-            named[n]["momentum_buffer"] = np.asarray(s.trace[n])
-    for s in _states(group_state, jopt.TorchMomentumState):
-        if int(s.count) > 0:
-            for n in group.names:
-                named[n]["momentum_buffer"] = np.asarray(s.momentum_buffer[n])
-    for s in _states(group_state, optax.ScaleByAdamState):
-        if int(s.count) > 0:
-            for n in group.names:
-                named[n].update(step=np.asarray(float(s.count)), exp_avg=np.asarray(s.mu[n]),
-                                exp_avg_sq=np.asarray(s.nu[n]))
-    return named
+    return group.optimizer.state_to_torch(group_state, group)
 
 
 def group_lrs(opt_state, optimizer, module) -> list[float] | None:
@@ -673,6 +580,12 @@ def _state_tensor(value: np.ndarray, param):
     return tensor
 
 
+def _scalar_tensor(value, dtype):
+    """A per-parameter scalar of torch's state (``step``, NAdam's ``mu_product``) as torch
+    makes it: a 0-d tensor of its scalar dtype."""
+    return _torch().tensor(float(value), dtype=dtype)
+
+
 def state_to_torch(opt_state, tx, optimizer, module, *, scheduler=None) -> None:
     """Write ``opt_state`` (of :func:`optimizer_from_torch`'s ``tx``) into ``optimizer`` with
     ``load_state_dict``, so that ``optimizer.step()`` continues from there.
@@ -702,7 +615,8 @@ def state_to_torch(opt_state, tx, optimizer, module, *, scheduler=None) -> None:
     for group in groups:
         for name in group.all_names:  # load_state_dict numbers every parameter of the groups
             if name in group.names:
-                entries = {key: (torch.tensor(float(value), dtype=step_dtype) if key == "step"
+                entries = {key: (_scalar_tensor(value, step_dtype)
+                                 if key == "step" or np.ndim(value) < params[name].ndim
                                  else _state_tensor(value, params[name]))
                            for key, value in named.get(name, {}).items()}
             else:
