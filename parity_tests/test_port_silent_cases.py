@@ -266,3 +266,34 @@ def test_a_scheduler_built_before_add_param_group_is_refused():
     refused(r"the CosineAnnealingLR has 1 base_lrs for 2 parameter groups: a group was added "
             r"\(add_param_group\) after the scheduler was built",
             lambda: port.optimizer_from_torch(optimizer, model, scheduler=scheduler))
+
+
+# ---- several optimizers over one module ------------------------------------------------------
+
+def two_optimizers():
+    """SGD (nesterov) on the body under a cosine schedule and AdamW on the head under none:
+    the way Muon is paired with AdamW, with two optimizers any torch has."""
+    model = make_model("mlp")
+    decayed, others = port.no_weight_decay_groups(model.body, 0.1)
+    sgd = torch.optim.SGD([decayed, others], lr=0.05, momentum=0.9, nesterov=True)
+    adamw = torch.optim.AdamW(model.head.parameters(), lr=0.01)
+    return model, [sgd, adamw], [lr_scheduler.CosineAnnealingLR(sgd, T_max=20), None]
+
+
+def test_a_list_of_optimizers_over_one_module_ports_as_one_partition():
+    from parity_tests.port_runs import check_round_trips
+
+    model, optimizers, _ = two_optimizers()
+    assert port.param_labels(optimizers, model)["head.weight"] == "group_2"
+    check_round_trips(two_optimizers, steps=20, mid=7)
+
+
+def test_a_parameter_in_two_optimizers_is_refused():
+    model = make_model("mlp")
+    optimizers = [torch.optim.SGD(model.parameters(), lr=0.1),
+                  torch.optim.AdamW(model.head.parameters(), lr=0.01)]
+    refused(r"parameter 'head.weight' is in the optimizer twice \(groups 0 and 1\)",
+            lambda: port.optimizer_from_torch(optimizers, model))
+    model, optimizers, schedulers = two_optimizers()
+    refused(r"with 2 optimizers, scheduler= is a list with one entry per optimizer",
+            lambda: port.optimizer_from_torch(optimizers, model, scheduler=schedulers[0]))

@@ -46,8 +46,10 @@ the scheduler's position (``last_epoch``, ``_last_lr``, ``T_cur``/``T_i``, the c
 torch keeps a step per parameter and optax one count per group: a group whose parameters
 disagree is refused.
 
-Refused, with the reason: a parameter the optimizer holds twice (a tied weight listed twice,
-or one parameter in two groups: torch steps it once per appearance), complex parameters,
+Several optimizers over one module (``[muon, adamw]``) port as one partition, their groups
+numbered in order. Refused, with the reason: a parameter the optimizer holds twice (a tied
+weight listed twice, or one parameter in two groups: torch steps it once per appearance),
+complex parameters,
 hyper-parameters held as tensors or numpy float32 (torch computes with them in their dtype),
 a scheduler built before ``add_param_group``. A parameter with ``requires_grad=False`` keeps
 its torch state through a round trip.
@@ -188,12 +190,14 @@ class _Group:
     parameter names (``names``: those it updates; ``all_names`` also those that require no
     gradient)."""
 
-    index: int
+    index: int  # over all the optimizers' groups, in order
     optimizer: TorchOptimizer
     all_names: tuple[str, ...]
     names: tuple[str, ...]
     lr: object  # a float, or a TorchSchedule when a scheduler is attached
     options: dict = field(default_factory=dict)
+    owner: int = 0  # which of the optimizers holds the group
+    local_index: int = 0  # the group's index in its optimizer's param_groups
 
     @property
     def label(self) -> str:
@@ -257,14 +261,15 @@ def _real(index: int, key: str, value) -> float:
     return float(value)
 
 
-def _group_names(optimizer, module) -> list[tuple[str, ...]]:
-    """The parameter names of each group, in the group's order; ``InputError`` for a
-    parameter that is not one of ``module.named_parameters()`` or that the optimizer holds
+def _group_names(optimizers: list, module) -> list[tuple[str, ...]]:
+    """The parameter names of each group of each optimizer, in order; ``InputError`` for a
+    parameter that is not one of ``module.named_parameters()`` or that the optimizers hold
     twice."""
     names = {id(p): n for n, p in module.named_parameters()}
     seen: dict[int, int] = {}
     groups = []
-    for index, group in enumerate(optimizer.param_groups):
+    torch_groups = [g for optimizer in optimizers for g in optimizer.param_groups]
+    for index, group in enumerate(torch_groups):
         unknown = [tuple(p.shape) for p in group["params"] if id(p) not in names]
         if unknown:
             raise InputError(f"parameter group {index} holds parameters of shapes {unknown} "
@@ -302,26 +307,41 @@ def _option(index: int, key: str, value):
     return _real(index, key, value)
 
 
+def _optimizer_list(optimizer) -> list:
+    """The optimizers of ``optimizer=``: one, or a list over one module (Muon with AdamW)."""
+    torch = _torch()
+    optimizers = list(optimizer) if isinstance(optimizer, list | tuple) else [optimizer]
+    if not optimizers or not all(isinstance(o, torch.optim.Optimizer) for o in optimizers):
+        raise InputTypeError(f"optimizer must be a torch.optim.Optimizer or a non-empty list "
+                             f"of them, got {optimizer!r}")
+    return optimizers
+
+
 def _read_groups(optimizer, module) -> list[_Group]:
-    """Every torch group as a :class:`_Group` with its constant lr, checked: refused options
-    raise."""
+    """Every torch group (of every optimizer, numbered in order) as a :class:`_Group` with its
+    constant lr, checked: refused options raise."""
     _check_module(module)
-    port = _optimizer_port(optimizer)
+    optimizers = _optimizer_list(optimizer)
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    names = iter(_group_names(optimizers, module))
     groups = []
-    for index, (group, all_names) in enumerate(zip(optimizer.param_groups,
-                                                   _group_names(optimizer, module), strict=True)):
-        _check_real_parameters(module, index, all_names)
-        _check_options(optimizer, port, index, group)
-        options = {key: _option(index, key, group[key]) for key in port.options if key in group}
-        lr = options.pop("lr")
-        names = tuple(n for n in all_names if n in trainable)
-        groups.append(_Group(index, port, all_names, names, lr, options))
+    for owner, torch_optimizer in enumerate(optimizers):
+        port = _optimizer_port(torch_optimizer)
+        for local_index, group in enumerate(torch_optimizer.param_groups):
+            index, all_names = len(groups), next(names)
+            _check_real_parameters(module, index, all_names)
+            _check_options(torch_optimizer, port, index, group)
+            options = {key: _option(index, key, group[key]) for key in port.options
+                       if key in group}
+            lr = options.pop("lr")
+            trained = tuple(n for n in all_names if n in trainable)
+            groups.append(_Group(index, port, all_names, trained, lr, options, owner,
+                                 local_index))
     return groups
 
 
 def _scheduler_list(scheduler) -> list | None:
-    """``None``, or the schedulers of ``scheduler=`` (one, or a list stepped in order)."""
+    """``None``, or the schedulers of one optimizer (one, or a list stepped in order)."""
     if scheduler is None:
         return None
     schedulers = list(scheduler) if isinstance(scheduler, list | tuple) else [scheduler]
@@ -331,21 +351,42 @@ def _scheduler_list(scheduler) -> list | None:
     return schedulers
 
 
-def _scheduled(groups: list[_Group], program: TorchScheduler, optimizer) -> list[_Group]:
-    """``groups`` with each lr (and a cycled momentum or beta1) a :class:`TorchSchedule`."""
+def _scheduler_lists(scheduler, optimizer) -> list[list | None]:
+    """The schedulers of each optimizer: ``scheduler=`` as for one optimizer, or with a list
+    of optimizers a list with one entry per optimizer (a scheduler, a list of them, or
+    ``None``)."""
+    optimizers = _optimizer_list(optimizer)
+    if len(optimizers) == 1:
+        return [_scheduler_list(scheduler)]
+    if scheduler is None:
+        return [None] * len(optimizers)
+    if not isinstance(scheduler, list | tuple) or len(scheduler) != len(optimizers):
+        raise InputError(f"with {len(optimizers)} optimizers, scheduler= is a list with one "
+                         f"entry per optimizer (a scheduler, a list of them, or None), got "
+                         f"{scheduler!r}")
+    return [_scheduler_list(s) for s in scheduler]
+
+
+def _scheduled(groups: list[_Group], programs: list, optimizers: list) -> list[_Group]:
+    """``groups`` with each lr (and a cycled momentum or beta1) a :class:`TorchSchedule` of
+    its optimizer's scheduler program (groups of an optimizer without one stay as they are)."""
     out = []
     for group in groups:
-        initial = program.state(optimizer, group.index)
+        program = programs[group.owner]
+        if program is None:
+            out.append(group)
+            continue
+        initial = program.state(optimizers[group.owner], group.local_index)
         options = dict(group.options)
         if program.cycles_momentum:
             cycled = group.optimizer.cycled
             if cycled is None or cycled not in options:
                 raise InputError(f"{program.names} cycles the momentum, which "
                                  f"{group.optimizer.name} does not have")
-            momentum = TorchSchedule(program, group.index, initial, value="momentum")
+            momentum = TorchSchedule(program, group.local_index, initial, value="momentum")
             options[cycled] = ((momentum, *options[cycled][1:]) if cycled == "betas"
                                else momentum)
-        out.append(replace(group, lr=TorchSchedule(program, group.index, initial),
+        out.append(replace(group, lr=TorchSchedule(program, group.local_index, initial),
                            options=options))
     return out
 
@@ -370,10 +411,10 @@ def param_labels(optimizer, module) -> dict[str, str]:
 
 class PortedTransformation(optax.GradientTransformationExtraArgs):
     """What :func:`optimizer_from_torch` returns: an optax transformation (``init``,
-    ``update``) that also keeps ``scheduler``, the torch scheduler program it follows (or
-    ``None``), for :func:`state_from_torch` and :func:`state_to_torch`."""
+    ``update``) that also keeps ``schedulers``, the torch scheduler program each optimizer
+    follows (or ``None``), for :func:`state_from_torch` and :func:`state_to_torch`."""
 
-    scheduler: TorchScheduler | None = None
+    schedulers: tuple = ()
 
 
 def optimizer_from_torch(optimizer, module, *, scheduler=None, horizon=None,
@@ -383,6 +424,11 @@ def optimizer_from_torch(optimizer, module, *, scheduler=None, horizon=None,
     ``optax.partition({"group_<i>": tx_i, ["frozen": set_to_zero()]}, labels)`` where
     ``tx_i`` is built from group ``i``'s current ``lr``, ``weight_decay``, ``momentum``,
     ``dampening``, ``nesterov``, ``maximize``, ``betas`` and ``eps`` (see the module table).
+    ``optimizer`` may be a list of optimizers over one module (``Muon`` for the matrices,
+    ``AdamW`` for the rest, as torch's documentation pairs them): their groups are numbered
+    in order in one partition, and ``scheduler`` is then a list with one entry per
+    optimizer (a scheduler, a list of them, or ``None``). The state functions take the same
+    list.
 
     ``scheduler``: a ``torch.optim.lr_scheduler`` scheduler attached to ``optimizer`` (or a
     list of them, stepped in that order), stepped once after every ``optimizer.step()``; each
@@ -400,11 +446,12 @@ def optimizer_from_torch(optimizer, module, *, scheduler=None, horizon=None,
     complex parameters, float32 or tensor hyper-parameters.
     """
     groups = _read_groups(optimizer, module)
-    schedulers = _scheduler_list(scheduler)
-    program = None
-    if schedulers is not None:
-        program = TorchScheduler(schedulers, optimizer, horizon)
-        groups = _scheduled(groups, program, optimizer)
+    optimizers = _optimizer_list(optimizer)
+    programs = [None if schedulers is None else TorchScheduler(schedulers, o, horizon)
+                for o, schedulers in zip(optimizers, _scheduler_lists(scheduler, optimizer),
+                                         strict=True)]
+    if any(programs):
+        groups = _scheduled(groups, programs, optimizers)
     elif horizon is not None:
         raise InputError("horizon= is given without scheduler=; it is the span over which a "
                          "scheduler's Python function is recorded")
@@ -417,7 +464,7 @@ def optimizer_from_torch(optimizer, module, *, scheduler=None, horizon=None,
         requires_grad = {n: p.requires_grad for n, p in module.named_parameters()}
         tx = optax.chain(jopt.torch_clip_grad_norm(clip_grad_norm, mask=requires_grad), tx)
     ported = PortedTransformation(tx.init, tx.update)
-    ported.scheduler = program
+    ported.schedulers = tuple(programs)
     return ported
 
 
@@ -446,7 +493,8 @@ def _with_partition(opt_state, partition):
 def _torch_states(optimizer, module, group: _Group) -> dict[str, dict]:
     """``{name: torch state dict}`` of the group's parameters (``{}`` before the first step)."""
     params = dict(module.named_parameters())
-    return {n: optimizer.state.get(params[n], {}) for n in group.names}
+    torch_optimizer = _optimizer_list(optimizer)[group.owner]
+    return {n: torch_optimizer.state.get(params[n], {}) for n in group.names}
 
 
 def _check_tx(opt_state, groups: list[_Group]):
@@ -463,24 +511,28 @@ def _check_tx(opt_state, groups: list[_Group]):
     return partition
 
 
-def _program(tx, opt_state, scheduler, optimizer) -> TorchScheduler | None:
-    """The scheduler program of ``tx``, checked against ``scheduler`` (given exactly when the
-    state follows a schedule, of the same classes) and ``optimizer``."""
+def _programs(tx, opt_state, scheduler, optimizer) -> list:
+    """The scheduler program of each optimizer of ``tx`` (or ``None``), checked against
+    ``scheduler`` (given exactly when the state follows a schedule, of the same classes)."""
     scheduled = bool(_states(opt_state, ScheduleState))
-    schedulers = _scheduler_list(scheduler)
-    if scheduled and schedulers is None:
+    lists = _scheduler_lists(scheduler, optimizer)
+    given = any(s is not None for s in lists)
+    if scheduled and not given:
         raise InputError("tx follows a learning-rate scheduler: pass scheduler= (the torch "
                          "scheduler it was converted from) so that its position is carried")
-    if schedulers is not None and not scheduled:
+    if given and not scheduled:
         raise InputError("scheduler= is given but tx follows no scheduler: convert with "
                          "optimizer_from_torch(optimizer, module, scheduler=scheduler)")
-    if schedulers is None:
-        return None
-    program = getattr(tx, "scheduler", None)
-    if program is None:
+    programs = list(getattr(tx, "schedulers", ()))
+    if given and len(programs) != len(lists):
         raise InputError("tx is not optimizer_from_torch(..., scheduler=...)'s transformation")
-    program.check_same(schedulers, optimizer)
-    return program
+    for program, schedulers, torch_optimizer in zip(programs, lists,
+                                                    _optimizer_list(optimizer), strict=False):
+        if (program is None) != (schedulers is None):
+            raise InputError("scheduler= does not match the schedulers tx was converted with")
+        if program is not None:
+            program.check_same(schedulers, torch_optimizer)
+    return programs if given else [None] * len(lists)
 
 
 def state_from_torch(optimizer, module, tx, params, *, scheduler=None):
@@ -499,14 +551,16 @@ def state_from_torch(optimizer, module, tx, params, *, scheduler=None):
     groups = _read_groups(optimizer, module)
     state = tx.init(params)
     partition = _check_tx(state, groups)
-    program = _program(tx, state, scheduler, optimizer)
-    schedulers = _scheduler_list(scheduler)
+    programs = _programs(tx, state, scheduler, optimizer)
+    lists = _scheduler_lists(scheduler, optimizer)
+    optimizers = _optimizer_list(optimizer)
     inner = dict(partition.inner_states)
     for group in groups:
-        schedule = None
+        schedule, program = None, programs[group.owner]
         if program is not None:
-            schedule = program.state(optimizer, group.index, schedulers)
-            program.check_next(schedule, group.index)
+            schedule = program.state(optimizers[group.owner], group.local_index,
+                                     lists[group.owner])
+            program.check_next(schedule, group.local_index)
         inner[group.label] = _group_state_from_torch(
             inner[group.label], group, _torch_states(optimizer, module, group), schedule)
     return _with_partition(state, partition._replace(inner_states=inner))
@@ -556,7 +610,7 @@ def group_lrs(opt_state, optimizer, module) -> list[float] | None:
     states = [_states(partition.inner_states[g.label], ScheduleState) for g in groups]
     if not any(states):
         return None
-    return [float(s[0].lr) for s in states]
+    return [float(s[0].lr) if s else float(g.lr) for g, s in zip(groups, states, strict=True)]
 
 
 def _check_structure(opt_state, tx, module) -> None:
@@ -603,31 +657,38 @@ def state_to_torch(opt_state, tx, optimizer, module, *, scheduler=None) -> None:
     groups = _read_groups(optimizer, module)
     _check_structure(opt_state, tx, module)
     partition = _check_tx(opt_state, groups)
-    program = _program(tx, opt_state, scheduler, optimizer)
-    schedules = None
-    if program is not None:
-        schedules = [_states(partition.inner_states[g.label], ScheduleState)[0] for g in groups]
+    programs = _programs(tx, opt_state, scheduler, optimizer)
     named = torch_named_state(opt_state, optimizer, module)
     params = dict(module.named_parameters())
     step_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-    state_dict = optimizer.state_dict()
-    state, index = {}, 0
-    for group in groups:
-        for name in group.all_names:  # load_state_dict numbers every parameter of the groups
-            if name in group.names:
-                entries = {key: (_scalar_tensor(value, step_dtype)
-                                 if key == "step" or np.ndim(value) < params[name].ndim
-                                 else _state_tensor(value, params[name]))
-                           for key, value in named.get(name, {}).items()}
-            else:
-                entries = dict(optimizer.state.get(params[name], {}))
-            if entries:
-                state[index] = entries
-            index += 1
-    state_dict["state"] = state
-    optimizer.load_state_dict(state_dict)
-    if program is not None:
-        program.load(optimizer, schedules, _scheduler_list(scheduler))
+    state_dicts = []
+    for owner, torch_optimizer in enumerate(_optimizer_list(optimizer)):
+        state_dict = torch_optimizer.state_dict()
+        state, index = {}, 0
+        for group in (g for g in groups if g.owner == owner):
+            for name in group.all_names:  # load_state_dict numbers every parameter in order
+                if name in group.names:
+                    entries = {key: (_scalar_tensor(value, step_dtype)
+                                     if key == "step" or np.ndim(value) < params[name].ndim
+                                     else _state_tensor(value, params[name]))
+                               for key, value in named.get(name, {}).items()}
+                else:
+                    entries = dict(torch_optimizer.state.get(params[name], {}))
+                if entries:
+                    state[index] = entries
+                index += 1
+        state_dict["state"] = state
+        state_dicts.append(state_dict)
+    for torch_optimizer, state_dict in zip(_optimizer_list(optimizer), state_dicts,
+                                           strict=True):
+        torch_optimizer.load_state_dict(state_dict)
+    lists = _scheduler_lists(scheduler, optimizer)
+    for owner, (torch_optimizer, program) in enumerate(zip(_optimizer_list(optimizer), programs,
+                                                           strict=True)):
+        if program is not None:
+            schedules = [_states(partition.inner_states[g.label], ScheduleState)[0]
+                         for g in groups if g.owner == owner]
+            program.load(torch_optimizer, schedules, lists[owner])
 
 
 # ---- the usual weight-decay policy -------------------------------------------------------------

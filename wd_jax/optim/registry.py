@@ -44,8 +44,12 @@ class TorchOptimizer:
     mathematics whatever its value) or ``accepted`` (option -> the one value the port takes,
     e.g. ``capturable: False``). ``build(**options)`` returns the group's optax chain.
     ``cycled``: the option a momentum-cycling scheduler sets (``"momentum"`` or
-    ``"betas"``), ``None`` when it cannot. ``read_state`` / ``write_state`` replace the
-    declarative ``state`` / ``step`` mapping where it is not enough.
+    ``"betas"``), ``None`` when it cannot. ``naive(**options)``: optax's same-named optimizer
+    built from torch's hyper-parameters, as a user porting by name would (measured against
+    torch in docs/optimizers.md), ``None`` where optax has no namesake. ``read_state`` /
+    ``write_state`` replace the declarative ``state`` / ``step`` mapping where it is not
+    enough (their signatures: ``read_state(group_state, group, torch_states)`` ->
+    group_state, ``write_state(group_state, group)`` -> ``{name: {key: array}}``).
     """
 
     torch_class: str
@@ -57,6 +61,7 @@ class TorchOptimizer:
     accepted: dict = field(default_factory=lambda: {"capturable": False,
                                                     "differentiable": False})
     cycled: str | None = None
+    naive: Callable[..., optax.GradientTransformation] | None = None
     read_state: Callable | None = None
     write_state: Callable | None = None
 

@@ -115,3 +115,4 @@ SGD = TorchOptimizer("torch.optim.SGD", OPTIONS, torch_sgd, cycled="momentum",
                      read_state=_read_state, write_state=_write_state)
 SGDW = TorchOptimizer("wd_torch.optim.SGDW", OPTIONS, sgdw, cycled="momentum",
                       read_state=_read_state, write_state=_write_state)
+PORTS = (SGD, SGDW)
