@@ -46,11 +46,13 @@ clipping twins of ``torch.nn.utils`` are :func:`torch_clip_grad_norm` and
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import optax
 
 from wd_core.optimizers import OptimizerSpec
 from wd_jax.clipping import torch_clip_grad_norm, torch_clip_grad_value
-from wd_jax.optim import adam, adamw, sgd
 from wd_jax.optim.adam import torch_adam
 from wd_jax.optim.adamw import torch_adamw
 from wd_jax.optim.registry import TorchOptimizer
@@ -71,10 +73,19 @@ __all__ = ["BUILDERS", "PORTS", "REFUSED", "TorchMomentumState", "TorchOptimizer
 
 BUILDERS = {"sgd": torch_sgd, "sgdw": sgdw, "adam": torch_adam, "adamw": torch_adamw}
 
-#: Every ported ``torch.optim`` class by its ``module.qualname`` (one registry line each).
-PORTS: dict[str, TorchOptimizer] = {p.torch_class: p for p in (
-    sgd.SGD, sgd.SGDW, adam.ADAM, adamw.ADAMW,
-)}
+def _discover() -> dict[str, TorchOptimizer]:
+    """Every ``PORTS`` entry of this package's modules, by ``torch_class``: adding an
+    optimizer is adding its module."""
+    ports = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for port in getattr(module, "PORTS", ()):
+            ports[port.torch_class] = port
+    return ports
+
+
+#: Every ported optimizer class by its ``module.qualname`` (from the modules' ``PORTS``).
+PORTS: dict[str, TorchOptimizer] = _discover()
 
 #: ``torch.optim`` classes refused, with the reason (no optax transformation can be their twin).
 REFUSED = {

@@ -59,3 +59,4 @@ ADAM = TorchOptimizer(
     ("lr", "betas", "eps", "weight_decay", "maximize", "decoupled_weight_decay"),
     _torch_adam_group, STATE, STEP, cycled="betas",
     accepted={"amsgrad": False, "capturable": False, "differentiable": False})
+PORTS = (ADAM,)

@@ -44,3 +44,4 @@ ADAMW = TorchOptimizer(
     ("lr", "betas", "eps", "weight_decay", "maximize", "decoupled_weight_decay"),
     _torch_adamw_group, STATE, STEP, cycled="betas",
     accepted={"amsgrad": False, "capturable": False, "differentiable": False})
+PORTS = (ADAMW,)
