@@ -39,12 +39,25 @@ def refused(match, convert):
 
 
 @pytest.mark.parametrize("cls", [torch.optim.Adam, torch.optim.AdamW])
-@pytest.mark.parametrize("option", ["amsgrad", "capturable", "differentiable"])
+@pytest.mark.parametrize("option", ["capturable", "differentiable"])
 def test_adam_options_without_an_optax_twin_are_refused_by_group(cls, option):
     model = make_model("mlp")
     optimizer = cls(two_groups(model, **{option: True}), lr=0.01)
     refused(rf"parameter group 1: {option}=True has no exact optax twin; accepted: "
             rf"{option}=False", lambda: port.optimizer_from_torch(optimizer, model))
+
+
+@pytest.mark.parametrize("cls", [torch.optim.Adam, torch.optim.AdamW])
+def test_amsgrad_is_no_longer_refused(cls):
+    """``amsgrad=True`` ports (torch's maximum of the raw second moment; its proof is
+    test_optim_amsgrad.py), on one group as on all of them."""
+    model = make_model("mlp")
+    optimizer = cls(two_groups(model, amsgrad=True), lr=0.01)
+    with jax.enable_x64(True):
+        params = port.params_from_torch(model)
+        tx = port.optimizer_from_torch(optimizer, model)
+        updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
+    assert all(np.isfinite(u).all() for u in jax.tree.leaves(updates))
 
 
 def test_sgd_differentiable_is_refused():
