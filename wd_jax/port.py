@@ -198,6 +198,7 @@ class _Group:
     options: dict = field(default_factory=dict)
     owner: int = 0  # which of the optimizers holds the group
     local_index: int = 0  # the group's index in its optimizer's param_groups
+    defaults: dict = field(default_factory=dict, compare=False)  # the optimizer's defaults
 
     @property
     def label(self) -> str:
@@ -336,7 +337,7 @@ def _read_groups(optimizer, module) -> list[_Group]:
             lr = options.pop("lr")
             trained = tuple(n for n in all_names if n in trainable)
             groups.append(_Group(index, port, all_names, trained, lr, options, owner,
-                                 local_index))
+                                 local_index, dict(torch_optimizer.defaults)))
     return groups
 
 

@@ -147,15 +147,18 @@ def _naive_group(lr, lr_decay, eps, weight_decay, initial_accumulator_value, max
 
 
 def _read_state(group_state, group, torch_states):
-    """The declarative mapping, except that a parameter without torch state (a group added
-    with ``add_param_group``, not stepped yet) keeps optax's initial ``sum``
-    (``initial_accumulator_value``), not zeros."""
+    """The declarative mapping, except for a parameter without torch state (a group added
+    with ``add_param_group``, not stepped yet): torch fills its ``sum`` at the first step
+    with ``optimizer.defaults["initial_accumulator_value"]``, not the group's own value, and
+    so does the port."""
     step = common_step(group, {n: s.get("step") for n, s in torch_states.items()},
                        "Adagrad step counts")
 
     def replace(s):
         sums = {n: torch_states.get(n, {}).get("sum") for n in group.names}
-        sums = {n: np.asarray(s.sum[n]) if v is None else v for n, v in sums.items()}
+        initial = group.defaults.get("initial_accumulator_value", 0.0)
+        sums = {n: np.full(np.shape(s.sum[n]), initial) if v is None else v
+                for n, v in sums.items()}
         return s._replace(step=jnp.asarray(step, dtype=s.step.dtype),
                           sum=filled(s.sum, group, sums, "sum"))
 

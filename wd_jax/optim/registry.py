@@ -106,10 +106,10 @@ class TorchOptimizer:
             for n in group.names:
                 named[n]["step"] = np.asarray(float(step))
         for key in self.state:
-            (s,) = states_of(group_state, key.state)
-            tree = getattr(s, key.field)
-            for n in group.names:
-                named[n][key.torch_key] = np.asarray(tree[n])
+            for s in states_of(group_state, key.state)[:1]:  # absent: an option is off
+                tree = getattr(s, key.field)
+                for n in group.names:
+                    named[n][key.torch_key] = np.asarray(tree[n])
         return named
 
     @property
@@ -157,7 +157,8 @@ def common_step(group, steps: dict[str, object], what: str) -> int:
 
 def filled(tree: dict, group, values: dict[str, np.ndarray | None], key: str) -> dict:
     """``tree`` (a dict like the params, ``MaskedNode`` outside the group) with the group's
-    leaves replaced by ``values`` (cast to the leaf's dtype; zeros where a value is None)."""
+    leaves replaced by ``values`` (cast to the leaf's dtype); where a value is None (torch
+    has not made that state yet) the leaf keeps optax's initial value."""
     out = {}
     for name, leaf in tree.items():
         if name not in group.names:
@@ -165,7 +166,7 @@ def filled(tree: dict, group, values: dict[str, np.ndarray | None], key: str) ->
             continue
         value = values.get(name)
         if value is None:
-            out[name] = jnp.zeros_like(leaf)
+            out[name] = leaf
             continue
         value = np.asarray(value)
         if value.shape != leaf.shape:
