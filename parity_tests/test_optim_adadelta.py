@@ -45,7 +45,7 @@ from wd_jax import port  # noqa: E402
 from wd_jax.optim import PORTS  # noqa: E402
 from wd_jax.optim.adadelta import torch_adadelta  # noqa: E402
 from wd_jax.optim.registry import states_of  # noqa: E402
-from wd_jax.optim.rmsprop import TorchStepState  # noqa: E402
+from wd_jax.optim.transforms import TorchStepState  # noqa: E402
 
 STEPS = 50
 IMPLEMENTATIONS = ({}, {"foreach": False}, {"foreach": True})

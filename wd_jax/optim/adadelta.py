@@ -13,7 +13,7 @@ Built from optax's own transforms: ``chain(add_decayed_weights(wd, mask),
 scale_by_adadelta(rho, eps), scale_by_learning_rate(lr))``, which is ``optax.adadelta(lr,
 rho, eps, weight_decay, weight_decay_mask=mask)`` itself: the namesake *is* a twin (measured
 in ``parity_tests/test_optim_adadelta.py``). The one transform added by hand is
-:func:`wd_jax.optim.rmsprop.count_steps`, for torch's ``step`` (counted, never used by
+:func:`wd_jax.optim.transforms.count_steps`, for torch's ``step`` (counted, never used by
 Adadelta's rule; ``scale_by_adadelta`` keeps no count).
 
 State (torch key <-> optax field of the group's state): ``step`` <->
@@ -30,8 +30,7 @@ from wd_core.errors import InputError
 from wd_core.optimizers import check_hyperparameter
 from wd_core.validation import NONNEGATIVE, is_number
 from wd_jax.optim.registry import StateKey, TorchOptimizer
-from wd_jax.optim.rmsprop import TorchStepState, count_steps
-from wd_jax.optim.transforms import learning_rate, sign
+from wd_jax.optim.transforms import TorchStepState, count_steps, learning_rate, sign
 
 
 def check_adadelta_arguments(*, lr, rho, eps, weight_decay) -> None:

@@ -41,38 +41,19 @@ The namesake, ``optax.rmsprop(lr, decay=alpha, eps=eps, momentum=, centered=)`` 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import optax
 
 from wd_core.optimizers import check_hyperparameter
 from wd_core.validation import NONNEGATIVE
 from wd_jax.optim.registry import StateKey, TorchOptimizer, states_of
-from wd_jax.optim.transforms import learning_rate, momentum_direction, sign
-
-
-class TorchStepState(NamedTuple):
-    """State of :func:`count_steps`: torch's ``step``, the steps taken (int32 scalar)."""
-
-    step: jax.Array
-
-
-def count_steps() -> optax.GradientTransformation:
-    """Updates unchanged; counts them in ``TorchStepState.step`` (torch's ``step`` of an
-    optimizer whose rule does not read it: RMSprop, Adadelta). optax has no transform that
-    only counts."""
-
-    def init_fn(params):
-        del params
-        return TorchStepState(step=jnp.zeros([], jnp.int32))
-
-    def update_fn(updates, state, params=None):
-        del params
-        return updates, TorchStepState(step=optax.safe_increment(state.step))
-
-    return optax.GradientTransformation(init_fn, update_fn)
+from wd_jax.optim.transforms import (
+    TorchStepState,
+    count_steps,
+    learning_rate,
+    momentum_direction,
+    sign,
+)
 
 
 def check_rmsprop_arguments(*, lr, alpha, eps, weight_decay, momentum) -> None:

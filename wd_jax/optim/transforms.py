@@ -52,6 +52,28 @@ def torch_momentum(momentum: float, dampening: float = 0.0,
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+class TorchStepState(NamedTuple):
+    """State of :func:`count_steps`: torch's ``step``, the steps taken (int32 scalar)."""
+
+    step: jax.Array
+
+
+def count_steps() -> optax.GradientTransformation:
+    """Updates unchanged; counts them in ``TorchStepState.step`` (torch's ``step`` of an
+    optimizer whose rule does not read it: RMSprop, Adadelta). optax has no transform that
+    only counts."""
+
+    def init_fn(params):
+        del params
+        return TorchStepState(step=jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state, params=None):
+        del params
+        return updates, TorchStepState(step=optax.safe_increment(state.step))
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
 def is_stateful(value) -> bool:
     """Whether ``value`` is an optax ``StatefulSchedule`` (a ported torch scheduler's)."""
     return isinstance(value, optax.schedules.StatefulSchedule)
