@@ -56,28 +56,6 @@ def adafactor(model, *, weight_decay, implementation=(), **options):
                                  **dict(implementation), **options)
 
 
-def _state_tensor_with_its_shape(value, param):
-    """The change ``wd_jax.port._state_tensor`` needs (see :func:`state_keeps_its_shape`)."""
-    if tuple(np.shape(value)) != tuple(param.shape):
-        return torch.tensor(np.array(value)).to(dtype=param.dtype, device=param.device)
-    return _ORIGINAL_STATE_TENSOR(value, param)
-
-
-_ORIGINAL_STATE_TENSOR = port._state_tensor
-
-
-@pytest.fixture
-def state_keeps_its_shape(monkeypatch):
-    """``port.state_to_torch`` makes every state tensor with ``empty_like(param)`` and copies
-    the value in, which *broadcasts* Adafactor's ``row_var`` (..., m, 1) and ``col_var``
-    (..., 1, n) to the parameter's shape. Until ``_state_tensor`` makes an entry whose shape
-    is not the parameter's with its own shape (torch makes these with
-    ``grad.new_zeros(shape)``), the write-back is tested with that change patched in;
-    :func:`test_state_to_torch_broadcasts_the_factors_without_the_change` fails (strict
-    xfail) once port.py has it, and then this fixture is to be removed."""
-    monkeypatch.setattr(port, "_state_tensor", _state_tensor_with_its_shape)
-
-
 ARGS = st.fixed_dictionaries({
     "kind": st.sampled_from(["mlp", "conv"]),
     "lr": st.sampled_from([1e-2, 0.3]) | st.floats(1e-3, 0.5),
@@ -121,7 +99,6 @@ def test_builder_matches_torch_adafactor_params_and_state(args):
                          err_msg=f"state {key} of {name}")
 
 
-@pytest.mark.usefixtures("state_keeps_its_shape")
 @pytest.mark.parametrize(("kind", "options", "scheduler"), [
     ("mlp", {"weight_decay": 0.1}, None),
     ("conv", {"weight_decay": 0.2, "lr": 0.3, "maximize": True, "eps": (1e-20, 1e-2),
@@ -141,11 +118,9 @@ def test_the_port_round_trips_adafactor(kind, options, scheduler):
     check_round_trips(make)
 
 
-@pytest.mark.xfail(strict=True, reason="port._state_tensor broadcasts a state entry to its "
-                                        "parameter's shape (the change port.py needs)")
-def test_state_to_torch_broadcasts_the_factors_without_the_change():
-    """What :func:`state_keeps_its_shape` works around: written back without the change,
-    ``row_var`` of an (8, 5) weight comes back (8, 5), not (8, 1)."""
+def test_state_to_torch_keeps_the_factors_shapes():
+    """Written back, ``row_var`` of an (8, 5) weight is (8, 1), as torch makes it, not the
+    parameter's shape."""
     model = make_model("mlp")
     optimizer = adafactor(model, weight_decay=0.1)
     with jax.enable_x64(True):
@@ -155,6 +130,7 @@ def test_state_to_torch_broadcasts_the_factors_without_the_change():
         _, state = jax.jit(tx.update)(grads, tx.init(params), params)
         port.state_to_torch(state, tx, optimizer, model)
     assert tuple(optimizer.state[model.body[0].weight]["row_var"].shape) == (8, 1)
+    assert tuple(optimizer.state[model.body[0].weight]["col_var"].shape) == (1, 5)
 
 
 FACTORY = textwrap.dedent('''

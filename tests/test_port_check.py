@@ -55,9 +55,10 @@ FACTORIES = textwrap.dedent('''
         return model, torch.optim.Adam(_groups(model, 0.1, 0.02), lr=0.01), (5, 4)
 
 
-    def amsgrad():
+    def differentiable():
         model = _model(torch.float64)
-        return model, torch.optim.AdamW(_groups(model, 0.1, 0.02), lr=0.01, amsgrad=True)
+        return model, torch.optim.AdamW(_groups(model, 0.1, 0.02), lr=0.01,
+                                        differentiable=True)
 
 
     def hooked():
@@ -176,9 +177,9 @@ def test_a_hook_the_port_cannot_see_exits_1(factories, capsys):
 
 
 def test_a_refused_option_exits_2_with_one_line(factories, capsys):
-    assert main(["port-check", f"{factories}:amsgrad"]) == 2
+    assert main(["port-check", f"{factories}:differentiable"]) == 2
     line = one_error_line(capsys)
-    assert "amsgrad=True has no exact optax twin" in line and "parameter group 0" in line
+    assert "differentiable=True has no exact optax twin" in line and "parameter group 0" in line
 
 
 @pytest.mark.parametrize(("spec", "message"), [

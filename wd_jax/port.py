@@ -627,8 +627,12 @@ def _check_structure(opt_state, tx, module) -> None:
 
 def _state_tensor(value: np.ndarray, param):
     """``value`` as a tensor laid out as ``param`` (its dtype, device and strides: torch
-    makes its state with ``zeros_like(param)``, and its fused kernels rely on that)."""
+    makes its state with ``zeros_like(param)``, and its fused kernels rely on that); a state
+    of another shape (Adafactor's factors ``row_var`` (..., m, 1) and ``col_var`` (..., 1,
+    n)) keeps its own, contiguous, as torch makes it (``grad.new_zeros(shape)``)."""
     torch = _torch()
+    if tuple(np.shape(value)) != tuple(param.shape):
+        return _from_numpy(np.asarray(value), param)
     tensor = torch.empty_like(param, memory_format=torch.preserve_format)
     with torch.no_grad():
         tensor.copy_(_from_numpy(value, param))
@@ -639,6 +643,19 @@ def _scalar_tensor(value, dtype):
     """A per-parameter scalar of torch's state (``step``, NAdam's ``mu_product``) as torch
     makes it: a 0-d tensor of its scalar dtype."""
     return _torch().tensor(float(value), dtype=dtype)
+
+
+def _keep_scalar_dtypes(optimizer, dtype) -> None:
+    """``load_state_dict`` casts every state entry but ``step`` to its parameter's dtype; a
+    per-parameter scalar that torch keeps in its scalar dtype (NAdam's ``mu_product``) is put
+    back in it, so that torch continues as the uninterrupted run would."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if (key != "step" and hasattr(value, "ndim") and value.ndim == 0 < p.ndim
+                        and value.dtype != dtype):
+                    state[key] = value.to(dtype)
 
 
 def state_to_torch(opt_state, tx, optimizer, module, *, scheduler=None) -> None:
@@ -683,6 +700,7 @@ def state_to_torch(opt_state, tx, optimizer, module, *, scheduler=None) -> None:
     for torch_optimizer, state_dict in zip(_optimizer_list(optimizer), state_dicts,
                                            strict=True):
         torch_optimizer.load_state_dict(state_dict)
+        _keep_scalar_dtypes(torch_optimizer, step_dtype)
     lists = _scheduler_lists(scheduler, optimizer)
     for owner, (torch_optimizer, program) in enumerate(zip(_optimizer_list(optimizer), programs,
                                                            strict=True)):
