@@ -21,28 +21,28 @@ trajectory (float64 within rtol 1e-12: ``parity_tests/test_port_*.py``)::
 =====================================  ===================================================
 torch (per parameter group)            optax (per label ``group_<i>``)
 =====================================  ===================================================
-``SGD(lr, momentum, dampening,         ``wd_jax.optim.torch_sgd(...)``
-weight_decay, nesterov, maximize)``
-``wd_torch.optim.SGDW(...)``           ``wd_jax.optim.sgdw(...)``
-``Adam(lr, betas, eps, weight_decay)`` ``wd_jax.optim.torch_adam(...)`` (coupled L2)
-``AdamW(...)``, ``Adam(...,            ``wd_jax.optim.torch_adamw(...)`` with the group's
-decoupled_weight_decay=True)``         decay (torch's default 1e-2, never optax's 1e-4)
-``maximize=True`` (Adam family)        ``chain(scale(-1), ...)``
+any ``torch.optim`` optimizer but      its twin in :mod:`wd_jax.optim` (``torch_sgd``,
+``LBFGS`` and ``SparseAdam``;          ``torch_adam``, ``torch_rmsprop``...: one module
+``wd_torch.optim.SGDW``                per torch file, listed in ``wd_jax.optim.PORTS``),
+                                       built from the group's own options
+``AdamW(...)``, ``Adam(...,            decoupled decay with the group's value (torch's
+decoupled_weight_decay=True)``         default 1e-2, never optax's 1e-4)
+``maximize=True``                      ``chain(scale(-1), ...)``
 any ``torch.optim.lr_scheduler``       the group's lr (and cycled momentum or beta1) as a
-scheduler but ``ReduceLROnPlateau``,   :class:`wd_jax.optim.lr_scheduler.TorchSchedule`: torch's
-or a list of them                      own recursion from the group's current lr
+scheduler but ``ReduceLROnPlateau``,   :class:`wd_jax.optim.lr_scheduler.TorchSchedule`:
+or a list of them                      torch's own recursion from the group's current lr
 ``clip_grad_norm_`` before each step   ``chain(torch_clip_grad_norm(max_norm), partition)``
 ``foreach``, ``fused``                 implementation choices: accepted
-``amsgrad``, ``capturable``,           refused (:class:`wd_core.errors.InputError`)
-``differentiable`` (True)
+``capturable``, ``differentiable``     refused (:class:`wd_core.errors.InputError`)
+(True), an option without a twin
 =====================================  ===================================================
 
-State (torch key per parameter -> optax field of the group's state):
-``momentum_buffer`` -> ``TraceState.trace`` (dampening 0) or
-``TorchMomentumState.momentum_buffer``; ``exp_avg`` / ``exp_avg_sq`` / ``step`` ->
-``ScaleByAdamState.mu`` / ``.nu`` / ``.count``; the group's ``lr`` (and cycled momentum) and
-the scheduler's position (``last_epoch``, ``_last_lr``, ``T_cur``/``T_i``, the children of
-``SequentialLR`` and ``ChainedScheduler``) -> :class:`wd_jax.optim.lr_scheduler.ScheduleState`.
+State (torch key per parameter -> optax field of the group's state): each optimizer module
+states its own mapping (``momentum_buffer`` -> ``TraceState.trace``; ``exp_avg`` /
+``exp_avg_sq`` / ``step`` -> ``ScaleByAdamState.mu`` / ``.nu`` / ``.count``; ...); the group's
+``lr`` (and cycled momentum) and the scheduler's position (``last_epoch``, ``_last_lr``,
+``T_cur``/``T_i``, the children of ``SequentialLR`` and ``ChainedScheduler``) ->
+:class:`wd_jax.optim.lr_scheduler.ScheduleState`.
 torch keeps a step per parameter and optax one count per group: a group whose parameters
 disagree is refused.
 
@@ -442,9 +442,10 @@ def optimizer_from_torch(optimizer, module, *, scheduler=None, horizon=None,
     norm of the raw gradients of every parameter that requires one, before any decay.
 
     Raises ``InputError`` (a ``ValueError``) naming the class, option and group index for
-    anything without an exact optax twin: another optimizer class, ``amsgrad``,
-    ``capturable`` or ``differentiable`` set, ``ReduceLROnPlateau``, a parameter held twice,
-    complex parameters, float32 or tensor hyper-parameters.
+    anything without an exact optax twin: another optimizer class (``LBFGS``,
+    ``SparseAdam``, a subclass), ``capturable`` or ``differentiable`` set,
+    ``ReduceLROnPlateau``, a parameter held twice, complex parameters, float32 or tensor
+    hyper-parameters.
     """
     groups = _read_groups(optimizer, module)
     optimizers = _optimizer_list(optimizer)
