@@ -150,7 +150,7 @@ def test_bad_optimizer_is_a_clear_error(backend):
         ({"nesterov": True}, ValueError, "nesterov=True requires momentum > 0"),
         ({"family": "adamw", "betas": (0.9, 1.0)}, ValueError, r"betas\[1\] must be"),
         ({"family": "adam", "eps": float("nan")}, ValueError, "eps must be a finite number"),
-        ({"nesterov": 1}, TypeError, "nesterov must be True or False"),
+        ({"nesterov": 1}, InputTypeError, "nesterov must be True or False"),
     ],
 )
 def test_optimizer_spec_validation(kwargs, error, message):

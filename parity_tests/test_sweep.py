@@ -13,6 +13,7 @@ import pytest
 from parity_tests.cases import assert_computed_in
 from parity_tests.conftest import require_backends
 from wd_core import SyntheticData, reference
+from wd_core.errors import InputTypeError
 from wd_core.tolerances import assert_close
 
 FIELDS = ("epoch_w", "epoch_b", "train_loss", "val_loss", "w", "b")
@@ -91,9 +92,9 @@ def test_both_backends_sweep_alike(chapter_data):
         ([1.0, -0.5], ValueError, r"lambdas\[1\] = -0.5 is not a finite number >= 0"),
         ([float("nan")], ValueError, r"lambdas\[0\] = nan is not a finite number >= 0"),
         ([0.0, float("inf")], ValueError, r"lambdas\[1\] = inf is not a finite number >= 0"),
-        (["1"], TypeError, r"lambdas\[0\] = '1' is not a number"),
-        ("0,1", TypeError, "lambdas must be a sequence of numbers"),
-        (3.0, TypeError, "lambdas must be a sequence of numbers"),
+        (["1"], InputTypeError, r"lambdas\[0\] = '1' is not a number"),
+        ("0,1", InputTypeError, "lambdas must be a sequence of numbers"),
+        (3.0, InputTypeError, "lambdas must be a sequence of numbers"),
     ],
 )
 def test_bad_lambdas_name_the_value(backend, chapter_data, lambdas, error, message):
