@@ -1,8 +1,14 @@
-"""The processes of this machine as /proc lists them, for the tests that start workers."""
+"""The processes of this machine as /proc lists them, for the tests that start workers, and
+:func:`run_launch`: commands started side by side with nothing of theirs left afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Fields of /proc/PID/stat after the command name, counted from 0 (proc(5): state, ppid,
@@ -61,3 +67,62 @@ def alive(pids) -> list[int]:
         except (ProcessLookupError, PermissionError):
             pass
     return found
+
+
+@dataclass
+class Launch:
+    """What :func:`run_launch` saw: each command's ``(returncode, stdout, stderr)``, the
+    processes still running when the commands had ended (``left``), and whether the timeout
+    stopped them (``timed_out``)."""
+
+    results: list[tuple[int, str, str]]
+    left: list[int]
+    timed_out: bool
+
+
+def run_launch(commands, folder: Path, env: dict, timeout_s: float, logs: Path) -> Launch:
+    """Start every command in ``folder`` (each in a session of its own, output to the files
+    ``<i>.out`` and ``<i>.err`` in ``logs``) and wait for all, noting every process they
+    start; stop them at ``timeout_s``. Whatever happens, nothing is left afterwards: what
+    still runs gets SIGTERM (torchrun then stops its workers), then every noted process
+    SIGKILL, and the commands are reaped."""
+    logs = [(logs / f"{i}.out", logs / f"{i}.err") for i in range(len(commands))]
+    procs, seen, left, timed_out = [], {}, [], False
+    try:
+        for cmd, (out, err) in zip(commands, logs, strict=True):
+            with out.open("w") as stdout, err.open("w") as stderr:
+                procs.append(subprocess.Popen(cmd, cwd=folder, env=env, stdout=stdout,
+                                              stderr=stderr, start_new_session=True))
+        deadline = time.monotonic() + timeout_s
+        while any(proc.poll() is None for proc in procs):
+            for proc in procs:
+                if proc.poll() is None:
+                    seen.update(descendants(proc.pid))
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            time.sleep(0.05)
+        left = still_running(seen)
+    finally:
+        _stop(procs, seen)
+    results = [(proc.returncode, out.read_text(errors="replace"),
+                err.read_text(errors="replace"))
+               for proc, (out, err) in zip(procs, logs, strict=False)]
+    return Launch(results, left, timed_out)
+
+
+def _stop(procs, seen) -> None:
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        proc.terminate()
+    for proc in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+    for pid in still_running(seen):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    for proc in procs:
+        proc.wait()

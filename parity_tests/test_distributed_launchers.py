@@ -11,17 +11,19 @@ may be left (torchrun's workers included), and a test that fails kills them all.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
 from parity_tests.conftest import require_backends
-from parity_tests.processes import descendants, still_running
+from parity_tests.processes import run_launch
 from parity_tests.test_distributed import EPOCHS, LR
-from parity_tests.test_distributed_faults import ROOT, TINY, assert_file_matches_reference
+from parity_tests.test_distributed_faults import (
+    ROOT,
+    TINY,
+    assert_file_matches_reference,
+    planted_bug,
+)
 from wd_core.workers import free_port, launched_pids
 
 RUN = ["-m", "weight_decay", "run", "--workers", "2", "--method", "scratch", "--dtype",
@@ -31,57 +33,16 @@ LAUNCH_TIMEOUT_S = 120
 
 
 def _run_all(commands, tmp_path) -> list[tuple[int, str, str]]:
-    """Start every command in ``tmp_path / "run"`` (each in a session of its own, output to
-    files), wait for all while noting every process they start, and return each one's
-    ``(returncode, stdout, stderr)``. Fails if one of the noted processes outlives the
-    launch; whatever happens, none is left afterwards (torchrun gets SIGTERM first, which
-    stops its workers, then everything SIGKILL)."""
+    """Start every command in ``tmp_path / "run"`` (:func:`parity_tests.processes.run_launch`)
+    and return each one's ``(returncode, stdout, stderr)``. Fails if the launch hangs or one
+    of the processes it started outlives it; none is left afterwards either way."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
                                                         os.environ.get("PYTHONPATH", "")])}
     (tmp_path / "run").mkdir()
-    logs = [(tmp_path / f"{i}.out", tmp_path / f"{i}.err") for i in range(len(commands))]
-    procs, seen = [], {}
-    try:
-        for cmd, (out, err) in zip(commands, logs, strict=True):
-            with out.open("w") as stdout, err.open("w") as stderr:
-                procs.append(subprocess.Popen(cmd, cwd=tmp_path / "run", env=env,
-                                              stdout=stdout, stderr=stderr,
-                                              start_new_session=True))
-        deadline = time.monotonic() + LAUNCH_TIMEOUT_S
-        while any(proc.poll() is None for proc in procs):
-            for proc in procs:
-                if proc.poll() is None:
-                    seen.update(descendants(proc.pid))
-            if time.monotonic() > deadline:
-                pytest.fail(f"the launch did not end within {LAUNCH_TIMEOUT_S} s")
-            time.sleep(0.05)
-        left = still_running(seen)
-    finally:
-        _stop(procs, seen)
-    assert not left, f"processes left behind: {left}"
-    return [(proc.returncode, out.read_text(), err.read_text())
-            for proc, (out, err) in zip(procs, logs, strict=True)]
-
-
-def _stop(procs, seen) -> None:
-    running = [proc for proc in procs if proc.poll() is None]
-    for proc in running:
-        proc.terminate()
-    for proc in running:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-    for pid in still_running(seen):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    for proc in procs:
-        proc.wait()
+    launch = run_launch(commands, tmp_path / "run", env, LAUNCH_TIMEOUT_S, logs=tmp_path)
+    assert not launch.timed_out, f"the launch did not end within {LAUNCH_TIMEOUT_S} s"
+    assert not launch.left, f"processes left behind: {launch.left}"
+    return launch.results
 
 
 def test_torchrun_starts_the_torch_workers(tmp_path):
@@ -94,6 +55,50 @@ def test_torchrun_starts_the_torch_workers(tmp_path):
     history = assert_file_matches_reference(out)
     assert history.config["workers"] == 2 and history.config["strategy"] == "ddp"
     assert sorted(p.name for p in out.parent.iterdir()) == ["run.json"]
+
+
+def test_a_bug_in_a_torchrun_worker_shows_its_traceback_and_rank(tmp_path):
+    """Worker 1 raises in its step (the planted bug): it prints its traceback and one line
+    naming it and exits 4; worker 0, whose peer went away, prints one line (no traceback of
+    the lost connection) and exits 4; torchrun fails; no file, no process left."""
+    require_backends("torch")
+    plant = planted_bug(tmp_path / "plant")
+    out = tmp_path / "run" / "run.json"
+    [(status, stdout, stderr)] = _run_all([[
+        "env", f"PYTHONPATH={plant}{os.pathsep}{ROOT}", sys.executable, "-m",
+        "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *RUN, "--backend",
+        "torch", "--out", str(out)]], tmp_path)
+    assert status != 0
+    assert "weight-decay: error: worker 1 of 2 failed: ZeroDivisionError: division by zero" in (
+        stderr)
+    assert "in planted_step" in stderr and "\nZeroDivisionError: division by zero\n" in stderr
+    assert "weight-decay: error: worker 0 of 2 failed: " in stderr
+    ends = [end for end in traceback_ends(stderr) if not end.startswith("torch.distributed")]
+    assert ends == ["ZeroDivisionError: division by zero"], ends  # torchrun adds its own
+    assert "exitcode  : 4" in stderr
+    assert not out.exists()
+
+
+def traceback_ends(text: str) -> list[str]:
+    """The last line (``Type: message``) of each Python traceback printed in ``text``."""
+    ends, inside = [], False
+    for line in text.splitlines():
+        if line == "Traceback (most recent call last):":
+            inside = True
+        elif inside and line and not line[0].isspace():
+            ends.append(line)
+            inside = False
+    return ends
+
+
+def test_the_stress_script_passes_its_runs():
+    """``python -m parity_tests.stress_launches`` (30 runs by hand, docs/data_parallel.md):
+    two torchrun launches under load here."""
+    require_backends("torch")
+    from parity_tests.stress_launches import stress
+
+    lines = []
+    assert stress(2, "torchrun", load=1, log=lines.append) == 2, "\n".join(lines)
 
 
 @pytest.mark.parametrize("by", ["flags", "environment"])

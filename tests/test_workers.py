@@ -11,6 +11,7 @@ fraction of a second.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from wd_core.workers import serve
@@ -28,6 +29,13 @@ def _fake_run(job, progress):
                 "threads": os.environ.get("OMP_NUM_THREADS")}
     if action == "raise":
         raise ValueError(f"boom on {rank}")
+    if action == "raise later":
+        time.sleep(0.5)
+        raise ValueError(f"boom on {rank}")
+    if action == "lose a peer":  # what gloo raises in a worker whose peer went away
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:537] Connection reset by peer")
+    if action == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
     if action == "exit":
         os._exit(3)
     if action == "sleep":
@@ -37,13 +45,15 @@ def _fake_run(job, progress):
 
 
 if __name__ == "__main__":
+    if os.environ.get("FAKE_STOP_FIRST"):  # stopped before it says a word
+        os.kill(os.getpid(), signal.SIGSTOP)
     serve(_fake_run)
     raise SystemExit(0)
 
-import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +78,7 @@ from wd_core.shards import (
     worker_micro_batches,
 )
 from wd_core.workers import (
+    FOLDER_PREFIX,
     Cluster,
     WorkerError,
     cluster_from_env,
@@ -77,6 +88,7 @@ from wd_core.workers import (
     launched_pids,
     one_line,
     portable_data,
+    remove_stale_folders,
     running_workers,
     visible_gpu_count,
 )
@@ -265,6 +277,43 @@ def test_an_exception_names_the_worker_and_stops_the_others(new_pids):
     assert (info.value.rank, info.value.workers) == (1, 3)
     assert str(info.value) == "worker 1 of 3 failed: ValueError: boom on 1"
     assert "Traceback" in info.value.log
+    trace = info.value.traceback.strip().splitlines()
+    assert trace[0] == "Traceback (most recent call last):" and trace[-1] == (
+        "ValueError: boom on 1")
+    assert "in _fake_run" in info.value.traceback and not info.value.input_error
+
+
+def test_a_worker_s_own_error_is_the_cause_not_its_peer_s_lost_connection(new_pids):
+    """Worker 0 reports a lost peer first; worker 1's own exception, half a second later, is
+    the cause."""
+    with pytest.raises(WorkerError) as info:
+        _launch({"do": {0: "lose a peer", 1: "raise later"}}, workers=2)
+    assert str(info.value) == "worker 1 of 2 failed: ValueError: boom on 1"
+
+
+def test_a_lost_peer_alone_is_reported(new_pids):
+    with pytest.raises(WorkerError, match="worker 1 of 2 failed: RuntimeError: .* Connection "
+                                          "reset by peer"):
+        _launch({"do": {1: "lose a peer", "all": "sleep"}}, workers=2)
+
+
+def test_a_worker_that_stops_answering_is_named(new_pids, monkeypatch):
+    monkeypatch.setattr(workers_module, "HEARTBEAT_TIMEOUT_S", 1.5)
+    begin = time.monotonic()
+    with pytest.raises(WorkerError, match="worker 2 of 3 failed: stopped answering: no "
+                                          "heartbeat for 2 s"):
+        _launch({"do": {2: "stop", "all": "sleep"}})
+    assert time.monotonic() - begin < 15
+
+
+def test_a_worker_that_never_answers_is_named_after_the_startup_timeout(new_pids, monkeypatch):
+    monkeypatch.setattr(workers_module, "STARTUP_TIMEOUT_S", 1.0)
+
+    def env(cluster):
+        return {**_env(cluster), **({"FAKE_STOP_FIRST": "1"} if cluster.rank == 1 else {})}
+
+    with pytest.raises(WorkerError, match="worker 1 of 2 failed: stopped answering"):
+        launch(MODULE, {"do": {"all": "sleep"}}, 2, env_for_rank=env, timeout_s=30)
 
 
 def test_a_worker_killed_by_a_signal_is_named(new_pids):
@@ -325,4 +374,22 @@ def test_workers_die_with_their_supervisor():
     while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(_gone(pid) for pid in pids), pids
+    # The supervisor was killed outright and left its folder; the next launch removes it.
+    stale = list(Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}{proc.pid}-*"))
+    assert stale
+    assert {str(p) for p in stale} <= set(remove_stale_folders())
+    assert not any(p.exists() for p in stale)
+
+
+def test_only_the_folders_of_dead_supervisors_are_removed(tmp_path):
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as proc:
+        pass  # its pid is now free
+    dead = tmp_path / f"{FOLDER_PREFIX}{proc.pid}-abc"
+    alive = tmp_path / f"{FOLDER_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "wd-workers-x"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+        (folder / "job.pickle").write_bytes(b"")
+    assert remove_stale_folders(tmp_path) == [str(dead)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])
 

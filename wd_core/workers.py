@@ -9,20 +9,30 @@ worker started by ``torchrun`` or on another machine runs. The worker side is :f
 
 The rules it keeps:
 
-* a worker that dies (killed, out of memory, an exception) stops the whole run: the others
-  are killed at once (their whole process groups) and :class:`WorkerError` names the worker
-  and the cause; a worker killed by a signal is taken as the cause before the errors its peers
-  then report (a lost connection), otherwise the first error reported;
+* a worker that fails stops the whole run: the others are killed at once (their whole
+  process groups) and :class:`WorkerError` names the worker and the cause: the first
+  exception a worker raised of its own (with its traceback; an engine's error that only says
+  a peer went away does not count, :func:`reports_lost_peer`), unless a worker had died
+  without a word before it (killed by a signal, out of memory, an exit status), which is then
+  the cause; else the first lost-peer error. A worker that stops answering (no heartbeat for
+  :data:`HEARTBEAT_TIMEOUT_S`: stopped, or hung holding the interpreter) is named as soon as
+  the heartbeat is overdue, before its peers' collectives time out;
 * Ctrl-C (``KeyboardInterrupt`` in the supervisor) or an exception raised by ``progress`` kills
   every worker and propagates; a worker whose supervisor disappears kills itself
   (``PR_SET_PDEATHSIG`` on Linux, and a watchdog thread everywhere);
-* no worker outlives :func:`launch`: every process is killed if still running and reaped
-  before it returns or raises. :func:`running_workers` is the bookkeeping.
+* no worker outlives :func:`launch`, and neither does its temporary folder: every process is
+  killed if still running and reaped, and the folder removed, before it returns or raises
+  (the folders of earlier supervisors that were killed outright are removed by the next
+  launch). :func:`running_workers` is the bookkeeping.
 
-Rank 0's result comes back as a pickle in the launch's temporary folder; progress and errors
-come back as JSON lines on a pipe per worker. The engines' own timeouts
+Rank 0's result comes back as a pickle in the launch's temporary folder; progress, heartbeats
+and errors come back as JSON lines on a pipe per worker. The engines' own timeouts
 (:data:`STARTUP_TIMEOUT_S`, :data:`COLLECTIVE_TIMEOUT_S`) bound how long a worker waits for a
 peer that is gone when no supervisor kills it (``torchrun``, several machines).
+
+Every worker process ends through :func:`end_process`, whoever started it (:func:`serve`
+under this supervisor; the command line under ``torchrun`` or started by hand): the engine's
+runtime left after a finished run, output flushed, ``os._exit`` with the status.
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ import contextlib
 import json
 import os
 import pickle
+import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +68,17 @@ COLLECTIVE_TIMEOUT_S = 30
 EXIT_GRACE_S = 30
 #: How often the supervisor looks at its workers.
 POLL_S = 0.05
+#: A worker sends a heartbeat this often (a thread of its own, from :func:`serve` on) ...
+HEARTBEAT_S = 1.0
+#: ... and one silent for this long (after its first message; before it, the
+#: :data:`STARTUP_TIMEOUT_S`) has stopped answering: the run is stopped, naming it. Shorter
+#: than the engines' timeouts, so that a hung worker is named before its peers time out.
+HEARTBEAT_TIMEOUT_S = 20.0
+#: When the first failure seen is a worker's report that a peer went away, the supervisor
+#: waits this long for the cause (another worker's exception or death) before it names one.
+LOST_PEER_WAIT_S = 2.0
+#: The temporary folder of a launch: this prefix, the supervisor's pid, a dash.
+FOLDER_PREFIX = "wd-workers-"
 
 CHANNEL_ENV = "WD_WORKER_CHANNEL"
 SUPERVISOR_ENV = "WD_SUPERVISOR_PID"
@@ -69,13 +93,17 @@ _LAUNCHED: list[int] = []
 class WorkerError(RuntimeError):
     """A worker of a data-parallel run failed; the run was stopped and gave no result.
 
-    Attributes: ``rank``, ``workers``, ``cause`` (one line), ``log`` (the end of the worker's
-    output, for a traceback).
+    Attributes: ``rank``, ``workers``, ``cause`` (one line), ``traceback`` (the worker's own
+    traceback of the exception it raised, as Python prints it; ``""`` when it raised none:
+    killed, stopped answering), ``input_error`` (the worker refused its input: an
+    ``InputError``, whose one line says it all), ``log`` (the end of the worker's output).
     """
 
-    def __init__(self, rank: int, workers: int, cause: str, log: str = ""):
+    def __init__(self, rank: int, workers: int, cause: str, log: str = "", *,
+                 traceback: str = "", input_error: bool = False):
         super().__init__(f"worker {rank} of {workers} failed: {cause}")
         self.rank, self.workers, self.cause, self.log = rank, workers, cause, log
+        self.traceback, self.input_error = traceback, input_error
 
 
 @dataclass(frozen=True)
@@ -182,7 +210,8 @@ def launch(module: str, job, workers: int, *, env_for_rank, progress=None,
     reaped when this returns or raises.
     """
     port = free_port(host)
-    with tempfile.TemporaryDirectory(prefix="wd-workers-") as folder:
+    remove_stale_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-") as folder:
         folder = Path(folder)
         job_path = folder / "job.pickle"
         result_path = folder / "result.pickle"
@@ -223,7 +252,10 @@ class _Group:
         self.logs: dict[int, Path] = {}
         self.selector = selectors.DefaultSelector()
         self.pending: dict[int, bytes] = {}
-        self.errors: dict[int, tuple[float, str]] = {}
+        self.errors: dict[int, dict] = {}
+        self.started: dict[int, float] = {}
+        self.heard: dict[int, float] = {}
+        self.exited: dict[int, float] = {}
         self.progress = None
 
     def start(self, rank: int, argv: list, env: dict, log: Path) -> None:
@@ -242,6 +274,7 @@ class _Group:
             os.close(write_fd)
         _RUNNING[rank] = self.procs[rank].pid
         _LAUNCHED.append(self.procs[rank].pid)
+        self.started[rank] = time.monotonic()
         os.set_blocking(read_fd, False)
         self.selector.register(read_fd, selectors.EVENT_READ, rank)
         self.pending[read_fd] = b""
@@ -256,10 +289,12 @@ class _Group:
                 raise TimeoutError(f"the {self.workers} workers did not finish within "
                                    f"{timeout_s:g} s; stopped")
             self._read(POLL_S)
-            codes = {rank: proc.poll() for rank, proc in self.procs.items()}
+            codes = self._poll()
             if any(code not in (None, 0) for code in codes.values()):
-                self._read_until(time.monotonic() + 0.3)
-                raise self._failure({r: p.poll() for r, p in self.procs.items()})
+                raise self._failure()
+            silent = self._silent(codes)
+            if silent is not None:
+                raise silent
             if all(code == 0 for code in codes.values()):
                 self._read_until(time.monotonic() + 2.0)  # to the end of every pipe
                 return
@@ -270,6 +305,31 @@ class _Group:
                     raise WorkerError(rank, self.workers,
                                       f"still running {EXIT_GRACE_S} s after worker 0 "
                                       f"finished", self._log_tail(rank))
+
+    def _poll(self) -> dict:
+        """rank -> exit status (None: running), noting when each exit was first seen."""
+        codes = {rank: proc.poll() for rank, proc in self.procs.items()}
+        now = time.time()  # the clock of the workers' reports, for the order of events
+        for rank, code in codes.items():
+            if code is not None:
+                self.exited.setdefault(rank, now)
+        return codes
+
+    def _silent(self, codes) -> WorkerError | None:
+        """The error of the running worker that has stopped answering, if one has: no
+        message for :data:`HEARTBEAT_TIMEOUT_S` (none yet: :data:`STARTUP_TIMEOUT_S`)."""
+        now = time.monotonic()
+        for rank, code in codes.items():
+            if code is not None:
+                continue
+            limit = HEARTBEAT_TIMEOUT_S if rank in self.heard else STARTUP_TIMEOUT_S
+            since = self.heard.get(rank, self.started[rank])
+            if now - since > limit:
+                return WorkerError(rank, self.workers,
+                                   f"stopped answering: no heartbeat for {now - since:.0f} s "
+                                   f"(the process is stopped, or hung holding the "
+                                   f"interpreter)", self._log_tail(rank))
+        return None
 
     def _read_until(self, deadline: float) -> None:
         while self.selector.get_map():
@@ -294,26 +354,46 @@ class _Group:
                     self._message(rank, json.loads(line))
 
     def _message(self, rank: int, message: dict) -> None:
+        self.heard[rank] = time.monotonic()
         if "error" in message:
-            self.errors.setdefault(rank, (message.get("time", 0.0), message["error"]))
+            self.errors.setdefault(rank, message)
         elif "progress" in message and self.progress is not None:
             self.progress(message["progress"])
 
-    def _failure(self, codes: dict) -> WorkerError:
+    def _failure(self) -> WorkerError:
+        """The cause of a failed run (the module docstring's order), after reading what the
+        workers still say for 0.3 s, or up to :data:`LOST_PEER_WAIT_S` while all that is
+        known is that peers went away (the cause is then still on its way)."""
+        deadline = time.monotonic() + 0.3
+        longest = time.monotonic() + LOST_PEER_WAIT_S
+        while True:
+            self._read_until(deadline)
+            codes = self._poll()
+            known = any(not e.get("lost_peer") for e in self.errors.values()) or any(
+                code not in (None, 0) and r not in self.errors for r, code in codes.items())
+            if known or time.monotonic() >= longest:
+                break
+            deadline = min(longest, time.monotonic() + POLL_S)
+
+        def raised_at(rank):
+            return self.errors[rank].get("time", 0.0)
+
+        own = [r for r, e in self.errors.items() if not e.get("lost_peer")]
         failed = [r for r, code in codes.items() if code not in (None, 0)]
-        killed = [r for r in failed if codes[r] < 0 and r not in self.errors]
-        if killed:
-            rank = killed[0]
-            cause = _signal_cause(-codes[rank])
-        else:
-            reported = [r for r in failed if r in self.errors]
-            if reported:
-                rank = min(reported, key=lambda r: self.errors[r][0])
-                cause = self.errors[rank][1]
-            else:
-                rank = failed[0]
-                cause = f"exited with status {codes[rank]}"
-        return WorkerError(rank, self.workers, cause, self._log_tail(rank))
+        # died without a word: the first exit seen; of those seen together, a SIGKILL first
+        silent = sorted((r for r in failed if r not in self.errors),
+                        key=lambda r: (self.exited[r], codes[r] != -signal.SIGKILL))
+        first_own = min(own, key=raised_at) if own else None
+        if silent and (first_own is None or self.exited[silent[0]] < raised_at(first_own)):
+            rank = silent[0]
+            cause = (_signal_cause(-codes[rank]) if codes[rank] < 0
+                     else f"exited with status {codes[rank]}")
+            return WorkerError(rank, self.workers, cause, self._log_tail(rank))
+        rank = first_own if first_own is not None else min(self.errors, key=raised_at)
+        error = self.errors[rank]
+        return WorkerError(rank, self.workers, error["error"], self._log_tail(rank),
+                           traceback=error.get("traceback", ""),
+                           input_error=bool(error.get("input_error")))
 
     def _log_tail(self, rank: int, lines: int = 30) -> str:
         try:
@@ -337,6 +417,41 @@ class _Group:
         _RUNNING.clear()
 
 
+def remove_stale_folders(root=None) -> list[str]:
+    """Remove the temporary folders of launches whose supervisor is gone (killed outright:
+    SIGKILL, a crash), this user's only; return their paths. A folder whose pid is alive,
+    possibly reused by another process, is left."""
+    root = Path(tempfile.gettempdir() if root is None else root)
+    removed = []
+    pattern = re.compile(re.escape(FOLDER_PREFIX) + r"(\d+)-")
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            if entry.lstat().st_uid != os.getuid() or not entry.is_dir():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(str(entry))
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _signal_cause(number: int) -> str:
     try:
         name = signal.Signals(number).name
@@ -355,16 +470,19 @@ def supervised() -> bool:
     return SUPERVISOR_ENV in os.environ
 
 
-def serve(run) -> None:
+def serve(run, *, leave=None, lost_peer=None) -> None:
     """The ``__main__`` of a worker module: ``run(job, progress) -> result``.
 
     Reads the job from the file named by ``sys.argv[1]``; ``progress`` reports an epoch to
     the supervisor (given to rank 0 only; the others get None). Rank 0's result is written
-    for the supervisor. Any exception is reported as one line and the process exits 1;
-    otherwise it exits 0. Either way without the interpreter's shutdown.
+    for the supervisor. A thread sends a heartbeat every :data:`HEARTBEAT_S`. The process
+    ends through :func:`end_process`: after a success with ``leave()`` (the engine's runtime
+    left) and status 0; after an exception, whose traceback is printed and sent to the
+    supervisor with one line, with status 1 (``lost_peer(err)`` says whether the exception
+    only reports a peer that went away).
     """
     channel = _Channel.from_env()
-    _watch_supervisor()
+    _watch_supervisor(channel)
     try:
         job = pickle.loads(Path(sys.argv[1]).read_bytes())
         report = channel.progress if RESULT_ENV in os.environ else None
@@ -375,19 +493,68 @@ def serve(run) -> None:
             tmp.write_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
             os.replace(tmp, path)
     except BaseException as err:  # a worker reports everything, Ctrl-C included
-        import traceback
-
+        channel.send(error_report(err, lost_peer))
         traceback.print_exc()
-        channel.send({"error": one_line(err), "time": time.time()})
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)  # no interpreter shutdown: the engines' exit hooks wait for dead peers
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Nor after a success: the result is written, and a framework's C++ threads still running
-    # at interpreter shutdown can abort it (gloo: "terminate called without an active
-    # exception", about one run in 20 on two cores), which would fail a finished run.
-    os._exit(0)
+        end_process(1)
+    end_process(0, leave)
+
+
+def error_report(err: BaseException, lost_peer=None) -> dict:
+    """What a worker tells about the exception ``err`` it raised: ``error`` (one line),
+    ``traceback`` (Python's, this process's frames), ``lost_peer`` (``lost_peer(err)``: the
+    engine's error for a peer that went away, a consequence, not a cause), ``input_error``
+    (an ``InputError``) and ``time``."""
+    text = "".join(traceback.format_exception(err))
+    return {"error": one_line(err), "traceback": text[-MAX_TRACEBACK:],
+            "lost_peer": reports_lost_peer(err, lost_peer),
+            "input_error": isinstance(err, InputError), "time": time.time()}
+
+
+#: Words (lower case) of the errors the engines raise in a worker whose peer went away, as
+#: they reach Python: gloo's and nccl's, also when wrapped (DDP's communication hook re-raises
+#: gloo's error as a ``RuntimeError``, JAX's gloo collectives raise a ``ValueError``).
+LOST_PEER_WORDS = ("gloo", "nccl", "connection reset by peer", "connection closed by peer")
+
+
+def reports_lost_peer(err: BaseException, lost_peer=None) -> bool:
+    """Whether ``err`` only reports that a peer went away (a consequence of another worker's
+    failure): ``lost_peer(err)`` (the engine's own error types), or its message names a
+    collective's transport (:data:`LOST_PEER_WORDS`)."""
+    if lost_peer is not None:
+        with contextlib.suppress(Exception):
+            if lost_peer(err):
+                return True
+    if isinstance(err, (KeyboardInterrupt, InputError)):
+        return False
+    text = str(err).lower()
+    return any(word in text for word in LOST_PEER_WORDS)
+
+
+#: The end of a worker's traceback that reaches the supervisor (characters).
+MAX_TRACEBACK = 20000
+
+
+def end_process(status: int, leave=None):
+    """End this worker process: the one exit path of every data-parallel worker, whoever
+    started it. Never returns.
+
+    ``leave`` (given after a finished run, on every worker) ends the process's part in the
+    engine's runtime first (an exception there is printed and the status becomes 1 if it was
+    0); then stdout and stderr are flushed and the process exits with ``status`` through
+    ``os._exit``: no interpreter shutdown, whose exit hooks can wait for peers that are gone
+    and whose teardown of a framework's C++ threads can abort a finished run (gloo:
+    "terminate called without an active exception").
+    """
+    if leave is not None:
+        try:
+            leave()
+        except BaseException:
+            traceback.print_exc()
+            status = status or 1
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def one_line(err: BaseException) -> str:
@@ -398,10 +565,11 @@ def one_line(err: BaseException) -> str:
 
 
 class _Channel:
-    """JSON lines to the supervisor (nothing when there is none)."""
+    """JSON lines to the supervisor (nothing when there is none), from any thread."""
 
     def __init__(self, fd: int | None):
         self.fd = fd
+        self.lock = threading.Lock()
 
     @classmethod
     def from_env(cls):
@@ -409,16 +577,20 @@ class _Channel:
         return cls(int(fd) if fd is not None else None)
 
     def send(self, message: dict) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.write(self.fd, (json.dumps(message) + "\n").encode())
+        if self.fd is None:
+            return
+        data = (json.dumps(message) + "\n").encode()
+        with self.lock, contextlib.suppress(OSError):
+            while data:
+                data = data[os.write(self.fd, data):]
 
     def progress(self, epoch: int) -> None:
         self.send({"progress": int(epoch)})
 
 
-def _watch_supervisor() -> None:
-    """Die with the supervisor: SIGKILL on its death (Linux), and a watchdog thread."""
+def _watch_supervisor(channel: _Channel) -> None:
+    """Die with the supervisor (SIGKILL on its death on Linux, and a watchdog thread), and
+    send it a heartbeat every :data:`HEARTBEAT_S` from that thread."""
     supervisor = os.environ.get(SUPERVISOR_ENV)
     if supervisor is None:
         return
@@ -431,8 +603,11 @@ def _watch_supervisor() -> None:
 
     def watch():
         while os.getppid() == supervisor:
-            time.sleep(0.5)
+            time.sleep(HEARTBEAT_S)
+            channel.send({"alive": time.time()})
         os._exit(1)
+
+    channel.send({"alive": time.time()})  # the first sign of life, before any work
 
     threading.Thread(target=watch, name="wd-supervisor-watchdog", daemon=True).start()
 

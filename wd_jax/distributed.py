@@ -15,12 +15,18 @@ Parameters and optax state are **replicated** (the strategy ``"ddp"``: DDP's rul
 batch is sharded. Per-epoch losses are summed over each device's share of the rows and
 ``psum``-ed.
 
-:func:`train` starts and supervises ``workers`` local processes (:mod:`wd_core.workers`), one
-coordinator on a free local port; :func:`train_worker` is one process of a run, the code
-every process runs, whoever started it (this module's ``__main__`` under that supervisor, or
-``weight-decay run --backend jax --workers N --coordinator-address HOST:PORT --process-id I``
-on each machine; ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID`` from
-the environment work too).
+:func:`train`, :func:`train_worker` and :func:`leave` are :class:`wd_core.parallel.DataParallel`'s
+(the job, the launch, the worker's entry and exit path, shared with :mod:`wd_torch.distributed`);
+this module supplies the :class:`~wd_core.parallel.Engine`: joining JAX's runtime and the
+compiled step. :func:`train` starts and supervises ``workers`` local processes (this module's
+``__main__``), process 0 the coordinator on a free local port; :func:`train_worker` is one
+process of a run, the code every process runs, whoever started it, e.g. ``weight-decay run
+--backend jax --workers N --coordinator-address HOST:PORT --process-id I`` on each machine
+(``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID`` from the environment
+work too; without them, one process on all its local devices). A multi-process run calls
+``jax.distributed.initialize`` (gloo CPU collectives; timeouts from :mod:`wd_core.workers`)
+unless it was called already; JAX allows that once per process, before any other JAX
+computation, so call :func:`train_worker` first; the runtime stays up for later runs.
 """
 
 from __future__ import annotations
@@ -36,27 +42,19 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from wd_core.driver import drive
-from wd_core.errors import InputError
-from wd_core.runspec import history_from_epochs
+from wd_core.parallel import DataParallel, Engine
 from wd_core.shards import (
-    DEFAULT_STRATEGY,
-    check_worker_devices,
     data_parallel_chunk,
     evaluation_ranges,
-    prepare_parallel_run,
     sharded_layout,
     sharded_schedule,
     worker_device,
-    worker_job,
 )
 from wd_core.workers import (
     COLLECTIVE_TIMEOUT_S,
     STARTUP_TIMEOUT_S,
     Cluster,
     cluster_from_env,
-    data_from_portable,
-    launch,
-    serve,
     visible_gpu_count,
 )
 from wd_jax.device import jax_device, jax_dtype, numerics
@@ -72,91 +70,11 @@ AXIS = "data"
 REPLICATED = P()
 
 
-def train(
-    data, *, method, lambd, lr, max_epochs, workers, strategy=DEFAULT_STRATEGY,
-    accumulation_steps=1, init=None, dtype="float32", device=None, progress=None,
-    optimizer=None, epoch_params=False,
-):
-    """Train on ``workers`` local processes; return rank 0's :class:`wd_core.History`.
-
-    The arguments are :func:`wd_jax.train`'s, and:
-
-    Args:
-        workers: processes (>= 1), started and supervised here, process 0 the coordinator;
-            with ``device="cuda"`` process ``r`` uses GPU ``r``.
-        strategy: ``"ddp"`` (replicated parameters and optax state; the only one here).
-        accumulation_steps: micro-batches per device and batch, ``1..batch_size``.
-        progress: called here, in the caller's thread, for each epoch process 0 finishes.
-
-    The History equals :func:`wd_jax.train`'s on the same arguments (float64 within 1e-12);
-    its ``config`` adds ``workers``, ``strategy``, ``accumulation_steps`` and ``shards``
-    (devices on the ``data`` axis).
-
-    Raises ``InputError`` before any process starts for bad input, and
-    :class:`wd_core.workers.WorkerError` naming the worker and the cause when one fails.
-    """
-    job = _job(data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs,
-               workers=workers, strategy=strategy, accumulation_steps=accumulation_steps,
-               init=init, dtype=dtype, device=device, progress=progress, optimizer=optimizer,
-               epoch_params=epoch_params)
-    return launch("wd_jax.distributed", job, job["workers"], env_for_rank=cluster_env,
-                  progress=progress)
-
-
-def _job(data, **options) -> dict:
-    """Validate everything a worker would (and the GPUs), before a process starts."""
-    spec, dp = _prepare(data, **options)
-    # Counted without initializing JAX's GPU backend here (it would take the GPUs' memory).
-    gpus = visible_gpu_count() if spec.device.startswith("cuda") else 0
-    check_worker_devices(spec.device, dp.workers, gpus)
-    return worker_job(spec, dp)
-
-
-def _prepare(data, **options):
-    return prepare_parallel_run(data, backend="jax", **options)
-
-
 def cluster_env(cluster: Cluster) -> dict:
     """The environment variables of the process ``cluster`` describes."""
     return {"JAX_COORDINATOR_ADDRESS": cluster.address,
             "JAX_NUM_PROCESSES": str(cluster.world_size),
             "JAX_PROCESS_ID": str(cluster.rank), "LOCAL_RANK": str(cluster.rank)}
-
-
-def train_worker(
-    data, *, method, lambd, lr, max_epochs, workers, strategy=DEFAULT_STRATEGY,
-    accumulation_steps=1, init=None, dtype="float32", device=None, progress=None,
-    optimizer=None, epoch_params=False, cluster=None,
-):
-    """Run this process as one process of a data-parallel run; process 0 returns the
-    History, the others None.
-
-    The arguments are :func:`train`'s; every process passes the same ones. ``cluster``: a
-    :class:`wd_core.workers.Cluster` (the coordinator's address, the process count and this
-    process's id), or None for the environment variables of :data:`CLUSTER_ENV` (or, when
-    they are unset, one process on all its local devices). A multi-process run calls
-    ``jax.distributed.initialize`` (gloo CPU collectives; timeouts from
-    :mod:`wd_core.workers`) unless it was called already; JAX allows that once per process,
-    before any other JAX computation, so call this first, and the runtime stays up for later
-    runs. ``progress`` is called on process 0 only.
-    """
-    spec, dp = _prepare(
-        data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, workers=workers,
-        strategy=strategy, accumulation_steps=accumulation_steps, init=init, dtype=dtype,
-        device=device, progress=progress, optimizer=optimizer, epoch_params=epoch_params)
-    _join(cluster, spec.device)
-    if jax.process_count() != dp.workers:
-        raise InputError(f"workers={dp.workers} but JAX runs {jax.process_count()} processes")
-    local = worker_device(spec.device, int(os.environ.get("LOCAL_RANK", jax.process_index())))
-    platform = jax_device(local).platform  # DeviceUnavailableError without the GPU
-    devices = jax.devices(platform)
-    per_epoch = run_sharded(spec, dp, spec.optimizer, devices,
-                            progress if jax.process_index() == 0 else None)
-    if jax.process_index() != 0:
-        return None
-    history = history_from_epochs(spec, "jax", *per_epoch)
-    history.config.update(dp.config(), shards=len(devices))
-    return history
 
 
 def _join(cluster, device: str) -> None:
@@ -193,6 +111,19 @@ def global_array(array: np.ndarray, mesh, spec: P) -> jax.Array:
     ``mesh`` by ``spec``; each process supplies its own devices' pieces."""
     return jax.make_array_from_callback(array.shape, NamedSharding(mesh, spec),
                                         lambda index: array[index])
+
+
+def _place() -> tuple[int, int]:
+    return jax.process_index(), jax.process_count()
+
+
+def _run(spec, dp, progress) -> tuple[list, int]:
+    """This process's part of the run, sharded over every process's devices of the platform
+    of ``spec.device``; ``(per-epoch outputs, shards)``, the shards being those devices."""
+    local = worker_device(spec.device, int(os.environ.get("LOCAL_RANK", jax.process_index())))
+    platform = jax_device(local).platform  # DeviceUnavailableError without the GPU
+    devices = jax.devices(platform)
+    return run_sharded(spec, dp, spec.optimizer, devices, progress), len(devices)
 
 
 def run_sharded(spec, dp, optimizer, devices, progress) -> list:
@@ -316,20 +247,23 @@ def run_sharded_chunk(carry, arrays, evals, index, masks, sizes, lambd, lr, *, m
     return sharded(carry, arrays, evals, index, masks, sizes, lambd, lr)
 
 
-def leave() -> None:
-    """End this process's part in the data-parallel runtime that :func:`train_worker` joined
-    (``jax.distributed.shutdown``: every process calls it, the coordinator goes last);
-    nothing if it joined none."""
+def _leave() -> None:
     if jax.distributed.is_initialized():
         jax.distributed.shutdown()
 
 
-def _serve(job, progress):
-    job = dict(job, data=data_from_portable(job["data"]))
-    history = train_worker(**job, progress=progress)
-    leave()
-    return history
+def _lost_peer(err: BaseException) -> bool:
+    """JAX's runtime errors once its distributed runtime is up (the coordination service
+    losing a process); :func:`wd_core.workers.reports_lost_peer` also reads the message of a
+    failed gloo collective (a ``ValueError``)."""
+    return isinstance(err, jax.errors.JaxRuntimeError) and jax.distributed.is_initialized()
 
+
+ENGINE = Engine(backend="jax", module="wd_jax.distributed", runtime="JAX's runtime",
+                cluster_env=cluster_env, gpus=visible_gpu_count, join=_join, place=_place,
+                run=_run, leave=_leave, lost_peer=_lost_peer)
+_parallel = DataParallel(ENGINE)
+train, train_worker, leave = _parallel.train, _parallel.train_worker, _parallel.leave
 
 if __name__ == "__main__":
-    serve(_serve)
+    _parallel.serve()

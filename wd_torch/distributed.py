@@ -21,11 +21,16 @@ Gradient accumulation uses the engines' own switches: ``no_sync()`` (DDP, ZeRO) 
 ``set_requires_gradient_sync(False)`` (FSDP) on all but the last micro-batch. Per-epoch
 losses are summed over each worker's share of the rows and all-reduced.
 
-:func:`train` starts and supervises ``workers`` local processes (:mod:`wd_core.workers`);
-:func:`train_worker` is one worker, the code every process runs, whoever started it: this
-module's ``__main__`` under that supervisor, or ``torchrun ... -m weight_decay run --workers
-N ...`` on several machines (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``,
-``LOCAL_RANK`` from the environment).
+:func:`train`, :func:`train_worker` and :func:`leave` are :class:`wd_core.parallel.DataParallel`'s
+(the job, the launch, the worker's entry and exit path, shared with :mod:`wd_jax.distributed`);
+this module supplies the :class:`~wd_core.parallel.Engine`: joining the process group and the
+step. :func:`train` starts and supervises ``workers`` local processes (this module's
+``__main__``); :func:`train_worker` is one worker, the code every process runs, whoever started
+it, e.g. ``torchrun ... -m weight_decay run --workers N ...`` on several machines (``RANK``,
+``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``, ``LOCAL_RANK`` from the environment). Unless
+``torch.distributed`` is initialized already, :func:`train_worker` creates the default process
+group (gloo, or nccl for CUDA; timeout :data:`wd_core.workers.STARTUP_TIMEOUT_S`), which stays
+up for later runs (its size must be ``workers``).
 """
 
 from __future__ import annotations
@@ -40,27 +45,14 @@ import torch.distributed as dist
 from torch import nn
 
 from wd_core.driver import drive
-from wd_core.errors import InputError
-from wd_core.runspec import history_from_epochs
+from wd_core.parallel import DataParallel, Engine
 from wd_core.shards import (
-    DEFAULT_STRATEGY,
-    check_worker_devices,
     data_parallel_chunk,
     evaluation_ranges,
-    prepare_parallel_run,
     worker_device,
-    worker_job,
     worker_micro_batches,
 )
-from wd_core.workers import (
-    STARTUP_TIMEOUT_S,
-    Cluster,
-    cluster_from_env,
-    data_from_portable,
-    free_port,
-    launch,
-    serve,
-)
+from wd_core.workers import STARTUP_TIMEOUT_S, Cluster, cluster_from_env, free_port
 from wd_torch.device import arrays_on_device, epochs_to_numpy, torch_device
 from wd_torch.models import MODELS, l2_penalty
 
@@ -71,90 +63,11 @@ CLUSTER_ENV = {"rank": "RANK", "world_size": "WORLD_SIZE", "host": "MASTER_ADDR"
                "port": "MASTER_PORT"}
 
 
-def train(
-    data, *, method, lambd, lr, max_epochs, workers, strategy=DEFAULT_STRATEGY,
-    accumulation_steps=1, init=None, dtype="float32", device=None, progress=None,
-    optimizer=None, epoch_params=False,
-):
-    """Train on ``workers`` local processes; return rank 0's :class:`wd_core.History`.
-
-    The arguments are :func:`wd_torch.train`'s, and:
-
-    Args:
-        workers: processes (>= 1), started and supervised here; each uses
-            ``cpu_count // workers`` threads (``OMP_NUM_THREADS`` if set), and with
-            ``device="cuda"`` GPU ``rank``.
-        strategy: ``"ddp"``, ``"zero"`` or ``"fsdp"`` (module docstring).
-        accumulation_steps: micro-batches per worker and batch, ``1..batch_size``.
-        progress: called here, in the caller's thread, for each epoch rank 0 finishes.
-
-    The History equals :func:`wd_torch.train`'s on the same arguments (float64 within 1e-12);
-    its ``config`` adds ``workers``, ``strategy``, ``accumulation_steps`` and ``shards``.
-
-    Raises ``InputError`` before any process starts for bad input (workers < 1, a strategy
-    torch does not run, accumulation_steps outside 1..batch_size, ``cuda`` without a GPU for
-    every worker); :class:`wd_core.workers.WorkerError` naming the worker and the cause when
-    a worker fails (the others are stopped; no result).
-    """
-    job = _job(data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs,
-               workers=workers, strategy=strategy, accumulation_steps=accumulation_steps,
-               init=init, dtype=dtype, device=device, progress=progress, optimizer=optimizer,
-               epoch_params=epoch_params)
-    return launch("wd_torch.distributed", job, job["workers"], env_for_rank=cluster_env,
-                  progress=progress)
-
-
-def _job(data, **options) -> dict:
-    """Validate everything a worker would (and the GPUs), before a process starts."""
-    spec, dp = _prepare(data, **options)
-    gpus = torch.cuda.device_count() if spec.device.startswith("cuda") else 0
-    check_worker_devices(spec.device, dp.workers, gpus)
-    return worker_job(spec, dp)
-
-
-def _prepare(data, **options):
-    return prepare_parallel_run(data, backend="torch", **options)
-
-
 def cluster_env(cluster: Cluster) -> dict:
     """torchrun's environment variables for the worker ``cluster`` describes."""
     return {"RANK": str(cluster.rank), "WORLD_SIZE": str(cluster.world_size),
             "LOCAL_RANK": str(cluster.rank), "LOCAL_WORLD_SIZE": str(cluster.world_size),
             "MASTER_ADDR": cluster.host, "MASTER_PORT": str(cluster.port)}
-
-
-def train_worker(
-    data, *, method, lambd, lr, max_epochs, workers, strategy=DEFAULT_STRATEGY,
-    accumulation_steps=1, init=None, dtype="float32", device=None, progress=None,
-    optimizer=None, epoch_params=False, cluster=None,
-):
-    """Run this process as one worker of a data-parallel run; rank 0 returns the History,
-    the others None.
-
-    The arguments are :func:`train`'s; every worker passes the same ones. ``cluster``: a
-    :class:`wd_core.workers.Cluster`, or None for torchrun's environment variables (or, when
-    they are unset, a run of one process). The default process group is created here unless
-    ``torch.distributed`` is initialized already (gloo, or nccl for CUDA; timeout
-    :data:`wd_core.workers.STARTUP_TIMEOUT_S`) and stays up for later runs (its size must be
-    ``workers``), as JAX's runtime does. ``progress`` is called on rank 0 only, after each
-    epoch, by :func:`wd_core.driver.drive`.
-    """
-    spec, dp = _prepare(
-        data, method=method, lambd=lambd, lr=lr, max_epochs=max_epochs, workers=workers,
-        strategy=strategy, accumulation_steps=accumulation_steps, init=init, dtype=dtype,
-        device=device, progress=progress, optimizer=optimizer, epoch_params=epoch_params)
-    _join(cluster, spec.device)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if world != dp.workers:
-        raise InputError(f"workers={dp.workers} but the process group has {world} processes")
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    dev = torch_device(worker_device(spec.device, local_rank))
-    per_epoch = _run(spec, dp, dev, progress if rank == 0 else None)
-    if rank != 0:
-        return None
-    history = history_from_epochs(spec, "torch", *per_epoch)
-    history.config.update(dp.config(), shards=dp.workers)
-    return history
 
 
 def _join(cluster, device: str) -> None:
@@ -262,19 +175,25 @@ class _Sharded:
             self.module.reshard()
 
 
-ENGINES = {"ddp": _Replicated, "zero": _Zero, "fsdp": _Sharded}
+WRAPPERS = {"ddp": _Replicated, "zero": _Zero, "fsdp": _Sharded}
 
 
-def _run(spec, dp, dev, progress) -> list:
-    """Every epoch of this worker through :func:`wd_core.driver.drive`."""
+def _place() -> tuple[int, int]:
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _run(spec, dp, progress) -> tuple[list, int]:
+    """Every epoch of this worker through :func:`wd_core.driver.drive`; ``(per-epoch
+    outputs, shards)``."""
     data = spec.data
     rank, world, K = dist.get_rank(), dist.get_world_size(), dp.accumulation_steps
+    dev = torch_device(worker_device(spec.device, int(os.environ.get("LOCAL_RANK", rank))))
     X, y, X_val, y_val = arrays_on_device(data, spec.dtype, dev)
     model = MODELS[spec.method](data.num_inputs, lambd=spec.lambd, lr=spec.lr, dtype=spec.dtype,
                                 optimizer=spec.optimizer)
     model.set_w_b(spec.w0, spec.b0)
     model.to(dev)
-    engine = ENGINES[dp.strategy](ShardLoss(model), dev, world)
+    wrapper = WRAPPERS[dp.strategy](ShardLoss(model), dev, world)
     penalty = spec.method == "scratch" and rank == 0
     train_rows, val_rows = (slice(*map(int, evaluation_ranges(n, world)[rank]))
                             for n in (data.num_train, data.num_val))
@@ -283,13 +202,13 @@ def _run(spec, dp, dev, progress) -> list:
         for k, rows in enumerate(worker_micro_batches(batch, world, rank, K)):
             last = k == K - 1
             rows = torch.as_tensor(rows, device=dev)
-            with engine.sync(last):
-                engine.module(X[rows], y[rows], len(batch), penalty and last).backward()
-        engine.optimizer.step()
-        engine.optimizer.zero_grad()
+            with wrapper.sync(last):
+                wrapper.module(X[rows], y[rows], len(batch), penalty and last).backward()
+        wrapper.optimizer.step()
+        wrapper.optimizer.zero_grad()
 
     def epoch_outputs():
-        with engine.full_parameters(), torch.no_grad():
+        with wrapper.full_parameters(), torch.no_grad():
             w, b = (p.detach().clone() for p in model.get_w_b())
             sums = torch.stack([((model(X[train_rows]) - y[train_rows]) ** 2).sum(),
                                 ((model(X_val[val_rows]) - y_val[val_rows]) ** 2).sum()])
@@ -304,24 +223,28 @@ def _run(spec, dp, dev, progress) -> list:
             per_epoch.append(epoch_outputs())
         return state, epochs_to_numpy(per_epoch)
 
-    return drive(run_epochs, None, max_epochs=spec.max_epochs, progress=progress,
-                 chunk=data_parallel_chunk(data, spec.max_epochs),
-                 epoch_params=spec.epoch_params)
+    per_epoch = drive(run_epochs, None, max_epochs=spec.max_epochs, progress=progress,
+                      chunk=data_parallel_chunk(data, spec.max_epochs),
+                      epoch_params=spec.epoch_params)
+    return per_epoch, world
 
 
-def leave() -> None:
-    """End this process's part in the data-parallel runtime that :func:`train_worker` joined
-    (``torch.distributed.destroy_process_group``); nothing if it joined none."""
+def _leave() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
-def _serve(job, progress):
-    job = dict(job, data=data_from_portable(job["data"]))
-    history = train_worker(**job, progress=progress)
-    leave()
-    return history
+def _lost_peer(err: BaseException) -> bool:
+    """torch.distributed's errors (gloo's lost connection, a store or collective timeout);
+    :func:`wd_core.workers.reports_lost_peer` also reads the message of a wrapped one."""
+    return isinstance(err, dist.DistError)
 
+
+ENGINE = Engine(backend="torch", module="wd_torch.distributed", runtime="the process group",
+                cluster_env=cluster_env, gpus=torch.cuda.device_count, join=_join,
+                place=_place, run=_run, leave=_leave, lost_peer=_lost_peer)
+_parallel = DataParallel(ENGINE)
+train, train_worker, leave = _parallel.train, _parallel.train_worker, _parallel.leave
 
 if __name__ == "__main__":
-    serve(_serve)
+    _parallel.serve()

@@ -12,8 +12,15 @@ started by the engine's own launcher, and then runs this process only:
   ``JAX_PROCESS_ID`` in the environment).
 
 Worker 0 returns the History (and writes ``--out``); another worker prints one line and exits
-0. A failed worker ends the command with one line on stderr and exit status 4
-(:data:`wd_core.workers.EXIT_WORKER_FAILED`); no result file is written.
+0. A worker that raised an exception prints its traceback (under the supervisor: the worker's
+own, relayed) and a last line naming the worker and the cause; a worker killed or stopped gets
+that one line. Either way the command exits with status 4
+(:data:`wd_core.workers.EXIT_WORKER_FAILED`) and writes no result file.
+
+A process started as one worker by ``torchrun`` or by hand ends, whatever happens once it has
+started training, through :func:`wd_core.workers.end_process` (the runtime left after a
+finished run, output flushed, ``os._exit``), as the supervisor's workers do: the status is 0
+(or 3 for a diverged run), 2 for bad input, 4 for a failure, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -22,11 +29,19 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 
-from wd_core.errors import InputError
+from wd_core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InputError
 from wd_core.shards import DEFAULT_STRATEGY, STRATEGIES
 from wd_core.validation import NONNEGATIVE_INT, POSITIVE_INT, number_from_text
-from wd_core.workers import EXIT_WORKER_FAILED, Cluster, WorkerError
+from wd_core.workers import (
+    EXIT_WORKER_FAILED,
+    Cluster,
+    WorkerError,
+    end_process,
+    one_line,
+    reports_lost_peer,
+)
 from weight_decay.commands.options import nonnegative_int, positive_int, training_options
 
 #: torchrun sets these in every worker it starts.
@@ -63,11 +78,15 @@ def data_parallel_requested(args) -> bool:
 
 
 def train_data_parallel(args, data, optimizer, progress):
-    """The History of the data-parallel run ``args`` describe (worker 0's).
+    """``(history, finish)`` of the data-parallel run ``args`` describe.
 
-    Raises ``InputError`` for bad options (before any process starts); on a worker that is
-    not worker 0 of a multi-machine run, prints one line and exits 0; when a worker fails,
-    prints one line naming it and the cause and exits with status 4.
+    Under the local supervisor: worker 0's History and ``finish`` None; when a worker fails,
+    prints what :func:`print_worker_failure` prints and exits with status 4. In a process
+    started as one worker from outside: this worker's History (None on a worker that is not
+    worker 0) and ``finish(report)``, which the caller must call with a function that writes
+    and prints the result and returns the exit status; ``finish`` ends the process
+    (:class:`ExternalWorker`). Raises ``InputError`` for bad options, before any process
+    starts or any runtime is joined.
     """
     if args.workers is None:
         raise InputError("--strategy, --accumulation-steps, --coordinator-address and "
@@ -79,18 +98,76 @@ def train_data_parallel(args, data, optimizer, progress):
                "accumulation_steps": args.accumulation_steps or 1, "optimizer": optimizer,
                "progress": progress}
     external, cluster = _started_outside(args)
-    try:
-        if not external:
-            return module.train(data, **options)
-        history = module.train_worker(data, cluster=cluster, **options)
-    except WorkerError as err:
-        print(f"weight-decay: error: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_WORKER_FAILED) from None
-    if history is None:
-        print(f"weight-decay: this worker of {args.workers} is done; worker 0 has the result"
-              + (f" ({args.out})" if args.out else ""))
-        raise SystemExit(0)
-    return history
+    if not external:
+        try:
+            return module.train(data, **options), None
+        except WorkerError as err:
+            print_worker_failure(err)
+            raise SystemExit(EXIT_WORKER_FAILED) from None
+    rank = cluster.rank if cluster is not None else int(os.environ.get("RANK", "0"))
+    worker = ExternalWorker(module, rank, args.workers)
+    return worker.train(data, cluster, options), worker.finish
+
+
+def print_worker_failure(err: WorkerError) -> None:
+    """On stderr: the worker's traceback when it raised an exception (not for bad input), then
+    one line ``weight-decay: error: worker R of W failed: <cause>``."""
+    if err.traceback and not err.input_error:
+        print(f"weight-decay: worker {err.rank} of {err.workers} raised an exception; its "
+              f"traceback:\n{err.traceback.rstrip()}", file=sys.stderr)
+    print(f"weight-decay: error: {err}", file=sys.stderr)
+
+
+class ExternalWorker:
+    """This process as worker ``rank`` of ``workers`` started by ``torchrun`` or by hand.
+
+    From the call of ``train_worker`` on, every way out goes through
+    :func:`wd_core.workers.end_process`: a runtime that was joined must not meet the
+    interpreter's shutdown (a gloo thread still running aborts it).
+    """
+
+    def __init__(self, module, rank: int, workers: int):
+        self.module, self.rank, self.workers = module, rank, workers
+
+    def train(self, data, cluster, options):
+        """``train_worker``'s History (None on a worker that is not worker 0); on an
+        exception, prints it (bad input: one line; a lost peer: one line; anything else: the
+        traceback, then the line naming this worker) and ends the process."""
+        try:
+            return self.module.train_worker(data, cluster=cluster, **options)
+        except InputError as err:
+            _error_line(" ".join(str(err).split()))
+            end_process(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            print("weight-decay: interrupted", file=sys.stderr)
+            end_process(EXIT_INTERRUPTED)
+        except BaseException as err:  # this worker's failure: its traceback, then one line
+            if not reports_lost_peer(err, self.module.ENGINE.lost_peer):
+                traceback.print_exc()
+            _error_line(f"worker {self.rank} of {self.workers} failed: {one_line(err)}")
+            end_process(EXIT_WORKER_FAILED)
+
+    def finish(self, report):
+        """``report()`` (writes and prints the result, returns the exit status; bad input
+        there is status 2, an exception status 1 with its traceback), then
+        :func:`~wd_core.workers.end_process` with that status, after leaving the runtime
+        (every worker does, so that none waits for this one). Never returns."""
+        try:
+            status = report()
+        except InputError as err:
+            _error_line(" ".join(str(err).split()))
+            status = EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            print("weight-decay: interrupted", file=sys.stderr)
+            status = EXIT_INTERRUPTED
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+        end_process(status, leave=self.module.leave)
+
+
+def _error_line(text: str) -> None:
+    print(f"weight-decay: error: {text}", file=sys.stderr)
 
 
 def _training_options(args) -> dict:

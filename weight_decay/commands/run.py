@@ -44,13 +44,27 @@ def execute(args) -> int:
     optimizer = optimizer_from_args(args)
     backend = load_backend(args.backend)
     data = data_from_args(args)
+    finish = None
     with progress_bar(args.max_epochs, desc=f"{args.backend} {args.method}", unit="epoch",
                       quiet=args.quiet) as bar:
         if data_parallel_requested(args):
-            history = train_data_parallel(args, data, optimizer, epoch_callback(bar))
+            history, finish = train_data_parallel(args, data, optimizer, epoch_callback(bar))
         else:
             history = backend.train(data, lambd=args.lambd, optimizer=optimizer,
                                     progress=epoch_callback(bar), **training_options(args))
+    if finish is not None:  # a worker started by torchrun or by hand: this ends the process
+        finish(lambda: report(args, optimizer, history))
+    return report(args, optimizer, history)
+
+
+def report(args, optimizer, history) -> int:
+    """Write ``--out``, print the summary line (and the divergence warning); the exit status
+    (0, or 3 for a diverged run). ``history`` None: a data-parallel worker other than worker 0,
+    which has the result: one line saying so."""
+    if history is None:
+        print(f"weight-decay: this worker of {args.workers} is done; worker 0 has the result"
+              + (f" ({args.out})" if args.out else ""))
+        return 0
     if args.out:
         history.to_json(args.out)
     print(
