@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from parity_tests.cases import assert_computed_in
+from parity_tests.conftest import require_backends
 from wd_core import SyntheticData, reference
+from wd_core.errors import InputTypeError
 from wd_core.tolerances import assert_close
 
 BLOCKS = [None, 1, 3, 64]  # whole batch, one row, ragged blocks, one block larger than n
@@ -144,8 +146,8 @@ def test_auto_block_rows(backend):
     assert auto(1024, 65536, 4) == k
 
 
-@pytest.mark.parametrize(("block_rows", "error"), [(0, ValueError), (2.5, TypeError),
-                                                   ("4", TypeError)])
+@pytest.mark.parametrize(("block_rows", "error"), [(0, ValueError), (2.5, InputTypeError),
+                                                   ("4", InputTypeError)])
 def test_bad_block_rows_name_the_value(backend, block_rows, error):
     w, b, X, y = _batch(4, 3, seed=0)
     with pytest.raises(error, match="block_rows"):
@@ -187,3 +189,30 @@ def test_full_batch_fused_runs_take_the_training_loss_from_the_next_step(backend
         for name in ("train_loss", "val_loss", "epoch_w", "w", "b"):
             assert_close(getattr(history, name), getattr(oracle, name), "float64", err_msg=name)
 
+
+
+def test_torch_s_fused_run_changes_no_thread_setting(monkeypatch):
+    """The single-read step runs on torch's own intra-op threads: the caller's thread count
+    and the default that a thread started afterwards takes are what they were, and no thread
+    of the library's is left running."""
+    import threading
+
+    import wd_core.blocking
+
+    (wd_torch,) = require_backends("torch")
+    import torch
+
+    monkeypatch.setattr(wd_core.blocking, "UNBLOCKED_BYTES", 0)  # every batch blocked
+    monkeypatch.setattr(fused_of(wd_torch), "BLOCK_BYTES", 1)  # in blocks of one row
+    before = torch.get_num_threads()
+    data = SyntheticData(num_train=23, num_val=7, num_inputs=11, batch_size=5, seed=3)
+    history = wd_torch.train(data, method="concise", lambd=LAMBD, lr=LR, max_epochs=3,
+                             dtype="float64", implementation="fused")
+    oracle = reference.train(data, lambd=LAMBD, lr=LR, max_epochs=3)
+    assert_close(history.w, oracle.w, "float64")
+    later = []
+    thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert torch.get_num_threads() == before and later == [before]
+    assert [t.name for t in threading.enumerate() if t.name.startswith("wd_torch")] == []

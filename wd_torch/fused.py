@@ -16,13 +16,8 @@ stays in cache while its residual and its share ``X_blk^T r_blk`` of the gradien
 computed. Either way the result is ``torch.optim.SGD``'s step up to rounding
 (``parity_tests/test_fused.py``).
 
-On a CPU with several intra-op threads (``torch.get_num_threads()``, T of them, at most one
-per block) the single-read step deals its row blocks out to T Python threads, block j to
-thread j mod T, each running torch's kernels on one intra-op thread (:mod:`wd_torch.threads`):
-each core streams its own rows, where T-thread kernels on blocks of a few MiB spend much of
-their time starting and joining. Each thread sums its blocks' gradients in a buffer of its own
-and the T partial sums are added in thread order, so the result does not depend on timing.
-The run's evaluation reads ``X`` the same way (:func:`fused_epochs`).
+Each kernel uses torch's own intra-op threads (``torch.get_num_threads()``); nothing here
+changes a thread setting.
 
 Its step functions (``fused_step``, ``fused_sgd_step``, ``block_rows_for``,
 ``auto_block_rows``) mirror :mod:`wd_jax.fused` name for name; the runs differ
@@ -37,7 +32,6 @@ from wd_core import blocking
 from wd_core.blocking import check_block_rows
 from wd_core.runspec import prepare_step
 from wd_torch.device import epochs_to_numpy, to_tensor, torch_device, torch_dtype
-from wd_torch.threads import run_side_by_side, thread_count
 
 #: Row-block size target of the single-read step on CPUs: a block of this many bytes stays
 #: in cache between its two uses (the benchmark machine: 2 MiB L2 in all, 32 MiB L3). For
@@ -78,45 +72,21 @@ def _sums_blocked(w, b, X, y, rows, block_rows, buffers):
     """``(X_rows^T r (d, L), r (n, L))`` over the batch ``rows`` of ``X`` (all rows when
     None) in one read: row blocks of ``block_rows``, each (gathered into a small buffer)
     used for its residual ``r_blk = X_blk w + (b - y_blk)`` and its share ``X_blk^T r_blk``
-    while it is in cache; block j in thread j mod T. ``buffers``: ``(blocks, partials, r)``,
-    T blocks (k, d), T partial sums (d, L) and ``r`` (B, L), reused."""
-    blocks, partials, r = buffers
+    while it is in cache. ``buffers``: ``(block (k, d), gw (d, L), r (B, L))``, reused."""
+    block, gw, r = buffers
     n = X.shape[0] if rows is None else rows.shape[0]
     offset = torch.sub(b, y if rows is None else y[rows])  # b - y, (n, L)
-    starts = range(0, n, block_rows)
-
-    def share(thread):
-        block, gw = blocks[thread], partials[thread]
-        gw.zero_()
-        for lo in starts[thread::len(blocks)]:
-            if rows is None:
-                Xb = X[lo:lo + block_rows]
-            else:
-                index = rows[lo:lo + block_rows]
-                Xb = torch.index_select(X, 0, index, out=block[: index.shape[0]])
-            hi = lo + Xb.shape[0]
-            r_blk = torch.addmm(offset[lo:hi], Xb, w, out=r[lo:hi])
-            gw.addmm_(Xb.T, r_blk)
-
-    run_side_by_side([lambda t=t: share(t) for t in range(len(blocks))])
-    gw = partials[0]
-    for more in partials[1:]:
-        gw.add_(more)
+    gw.zero_()
+    for lo in range(0, n, block_rows):
+        if rows is None:
+            Xb = X[lo:lo + block_rows]
+        else:
+            index = rows[lo:lo + block_rows]
+            Xb = torch.index_select(X, 0, index, out=block[: index.shape[0]])
+        hi = lo + Xb.shape[0]
+        r_blk = torch.addmm(offset[lo:hi], Xb, w, out=r[lo:hi])
+        gw.addmm_(Xb.T, r_blk)
     return gw, r[:n]
-
-
-def _residual_side_by_side(w, b, X, y, r, threads: int):
-    """``r = X w + b - y`` (n, L) into the buffer ``r``, ``X``'s rows in ``threads``
-    contiguous parts, one per thread (:func:`wd_torch.threads.run_side_by_side`)."""
-    torch.sub(b, y, out=r)
-    bounds = [len(X) * t // threads for t in range(threads + 1)]
-
-    def part(lo, hi):
-        torch.addmm(r[lo:hi], X[lo:hi], w, out=r[lo:hi])
-
-    run_side_by_side([lambda lo=lo, hi=hi: part(lo, hi)
-                      for lo, hi in zip(bounds, bounds[1:], strict=False)])
-    return r
 
 
 def _update_blocked_(w, b, gw, r, decay, scale):
@@ -144,13 +114,10 @@ def _step_(w, b, decay, scale, *, whole=None, blocked=None, before_update=None):
 
 
 def _buffers(block_rows, batch_rows, like, lanes=1):
-    """``(blocks, partials, r)`` of :func:`_sums_blocked`, one block and one partial sum per
-    thread (:func:`wd_torch.threads.thread_count`)."""
-    d, threads = like.shape[1], thread_count(like.device, -(-batch_rows // block_rows))
-    return ([torch.empty(block_rows, d, dtype=like.dtype, device=like.device)
-             for _ in range(threads)],
-            [torch.zeros(d, lanes, dtype=like.dtype, device=like.device)
-             for _ in range(threads)],
+    """``(block, gw, r)`` of :func:`_sums_blocked`."""
+    d = like.shape[1]
+    return (torch.empty(block_rows, d, dtype=like.dtype, device=like.device),
+            torch.zeros(d, lanes, dtype=like.dtype, device=like.device),
             torch.empty(batch_rows, lanes, dtype=like.dtype, device=like.device))
 
 
@@ -206,9 +173,7 @@ def fused_epochs(data, X, y, w, b, decay, lr, evaluate):
     epoch, the step walks ``X`` in its own order (the batch's sums do not depend on the order
     but for rounding), and the step of epoch e + 1 computes the residual at the parameters
     after epoch e: epoch e is evaluated from it, and only a chunk's last epoch by a pass of
-    its own. Blocked with several threads (:func:`wd_torch.threads.thread_count`), that pass
-    computes every row's residual side by side, one contiguous part of ``X`` per thread, and
-    hands it to ``evaluate``.
+    its own.
     """
     B, n = data.batch_size, data.num_train
     block_rows = auto_block_rows(B, data.num_inputs, X.element_size(), X.device.type)
@@ -218,17 +183,8 @@ def fused_epochs(data, X, y, w, b, decay, lr, evaluate):
     if block_rows is None and not full_batch:
         X_epoch, y_epoch = torch.empty_like(X), torch.empty_like(y)
         views = [(X_epoch[lo:lo + B], y_epoch[lo:lo + B]) for lo in starts]
-    threads = 1
     if block_rows is not None:
         buffers = _buffers(block_rows, B, X, w.shape[1])
-        threads = len(buffers[0])
-    if threads > 1:
-        r_all = torch.empty(n, w.shape[1], dtype=X.dtype, device=X.device)
-
-    def evaluate_now():
-        if threads > 1:
-            return evaluate(w, b, _residual_side_by_side(w, b, X, y, r_all, threads))
-        return evaluate(w, b)
 
     def step(batch, scale, before_update=None):
         if block_rows is None:
@@ -258,9 +214,9 @@ def fused_epochs(data, X, y, w, b, decay, lr, evaluate):
                 for batch, scale in zip(batches, scales, strict=True):
                     step(batch, scale, hook)
                 if not full_batch:
-                    per_epoch.append(evaluate_now())
+                    per_epoch.append(evaluate(w, b))
             if full_batch:
-                per_epoch.append(evaluate_now())
+                per_epoch.append(evaluate(w, b))
         return state, epochs_to_numpy(per_epoch)
 
     return run_epochs
