@@ -10,7 +10,7 @@ Times one SGD step on a contiguous batch ``X`` (B, d) float32 already on the CPU
 
 ``gbs = B * d * 4 / median_s / 1e9`` (``X`` counted once per step), interleaved samples as in
 :mod:`benchmarks.timing`. This is the experiment behind ``BLOCK_BYTES`` in both fused modules
-and behind the "Earlier findings" section of docs/benchmarks.md.
+and behind "What limits the targets" in docs/benchmarks.md.
 """
 
 from __future__ import annotations
