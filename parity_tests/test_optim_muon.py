@@ -21,8 +21,8 @@ gradients:
 - the port: the three round trips of ``parity_tests.port_runs`` (from the start, mid-run,
   back) with the parameters judged by Muon's tolerance (``check_round_trips`` asserts
   1e-12), with a scheduler on the lr and one cycling the momentum; ``port-check`` on a trained
-  optimizer: its state within 1e-12, its parameters within Muon's tolerance (it exits 0 here,
-  where no bfloat16 rounding flips in its 10 steps);
+  optimizer exits 0: its state judged at 1e-12, its parameters by Muon's tolerance (the
+  registry's ``parameter_tolerance``, printed as their tolerance);
 - optax's namesake (``optax.contrib.muon``) measured: :func:`naive_error`, far beyond the
   tolerance.
 """
@@ -352,10 +352,11 @@ FACTORY = textwrap.dedent('''
 
 
 def test_port_check_on_a_trained_muon(tmp_path, monkeypatch, capsys):
-    """port-check judges float64 at 1e-12 and has no Muon tolerance: it exits 0 where the
-    bfloat16 iteration is bit-identical to torch's in its steps (here, measured), and may
-    otherwise put a parameter BEYOND 1e-12, never the state. Its own run (``run_both``, the
-    same steps on the same gradients) is then judged by Muon's tolerance."""
+    """port-check judges Muon's parameters by the derived tolerance (the registry's
+    ``parameter_tolerance``: ``S*lr*ratio*tau*max|O|`` relative to torch's largest element,
+    printed as each parameter's tolerance) and its state at float64's 1e-12: it exits 0. Its
+    own run (``run_both``, the same steps on the same gradients) is then judged by Muon's
+    tolerance directly."""
     import importlib
 
     from weight_decay.cli import main
@@ -370,12 +371,19 @@ def test_port_check_on_a_trained_muon(tmp_path, monkeypatch, capsys):
         sys.modules.pop("muon_factories", None)
     out = capsys.readouterr().out
     assert "state momentum_buffer 2.weight" in out and "param 0.weight" in out
-    beyond = [line.split()[0] for line in out.splitlines() if line.endswith("BEYOND")]
-    assert code == (1 if beyond else 0) and set(beyond) <= {"param"}, out
+    assert code == 0 and "BEYOND" not in out, out
+    printed = {tuple(line.split()[:-2]): float(line.split()[-1])  # (what, name): tolerance
+               for line in out.splitlines() if line.startswith(("param ", "state "))}
     with jax.enable_x64(True):
         params, named_state, _ = run_both(model, optimizer, None, steps=10, seed=0)
     assert_within_muon_tolerance(params, model, 10, 0.02, None, "port-check's run")
     assert_same_states(named_state, torch_state_by_name(optimizer, model), "port-check's run")
+    for name, p in model.named_parameters():  # torch's parameters after port-check's steps
+        derived = parameter_tolerance(10, 0.02, adjusted_ratio(tuple(p.shape)))
+        expected = max(1e-12, derived / float(p.detach().abs().max()))
+        assert expected > 1e-6
+        assert printed["param", name] == pytest.approx(expected, rel=5e-3), (name, out)
+        assert printed["state", "momentum_buffer", name] == 1e-12, out
 
 
 # ---- optax's namesake ----------------------------------------------------------------------

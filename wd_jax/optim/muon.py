@@ -71,6 +71,8 @@ Tolerance: why the update cannot equal torch's to 1e-12, and how close it is.
        |p_twin - p_torch| <= S * lr * ratio * tau * max|O|,   max|O| <= 1.2025
 
    Measured on the tests' runs: at most 1.1% of it (1.2e-3 relative to the parameters).
+   ``MUON.parameter_tolerance`` (:func:`muon_parameter_tolerance`) gives it from a group's
+   options: ``weight-decay port-check`` judges Muon's parameters by it.
 6. The decay alone (zero gradients: ``buf = 0``, ``O = NS(0) = 0``) is exact to 1e-12.
 
 State (torch key <-> optax field): ``momentum_buffer`` <-> :class:`MuonMomentumState`'s
@@ -276,6 +278,15 @@ def parameter_tolerance(steps, lr, ratio, ns_steps=5) -> float:
     return steps * lr * ratio * update_tolerance(ns_steps) * MAX_UPDATE
 
 
+def muon_parameter_tolerance(steps, options, shape) -> float:
+    """:func:`parameter_tolerance` of a parameter of ``shape`` in a group with the builder's
+    keyword ``options`` (``lr``, and ``ns_steps`` and ``adjust_lr_fn`` when given): the
+    registry's ``parameter_tolerance``, which ``port-check`` judges the parameters by."""
+    ratio = adjusted_ratio(tuple(shape), options.get("adjust_lr_fn"))
+    return parameter_tolerance(steps, float(options["lr"]), ratio,
+                               int(options.get("ns_steps", 5)))
+
+
 def measure_update_error(shapes=((8, 5), (64, 64), (100, 60), (256, 256)), trials=5,
                          seed=0, kind="gaussian") -> dict[tuple, float]:
     """The worst ``|O_twin - O_torch| / (2u*max|O_torch|)`` (in bfloat16 ulps of the largest
@@ -327,5 +338,6 @@ MUON = TorchOptimizer(
     accepted={},
     cycled="momentum",
     naive=naive_muon,
+    parameter_tolerance=muon_parameter_tolerance,
 )
 PORTS = (MUON,)

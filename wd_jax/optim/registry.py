@@ -50,6 +50,10 @@ class TorchOptimizer:
     ``write_state`` replace the declarative ``state`` / ``step`` mapping where it is not
     enough (their signatures: ``read_state(group_state, group, torch_states)`` ->
     group_state, ``write_state(group_state, group)`` -> ``{name: {key: array}}``).
+    ``parameter_tolerance(steps, options, shape)``: an absolute bound on a parameter's
+    difference from torch's after ``steps`` optimizer steps, given its group's options (the
+    builder's keyword options, ``lr`` included) and the parameter's shape, for an optimizer
+    whose twin cannot be exact (Muon: bfloat16); ``None``: the dtype's tolerance.
     """
 
     torch_class: str
@@ -64,6 +68,7 @@ class TorchOptimizer:
     naive: Callable[..., optax.GradientTransformation] | None = None
     read_state: Callable | None = None
     write_state: Callable | None = None
+    parameter_tolerance: Callable[[int, dict, tuple], float] | None = None
 
     @property
     def name(self) -> str:

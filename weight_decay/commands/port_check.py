@@ -14,7 +14,11 @@ the horizon over which a scheduler's Python function (``LambdaLR``, ``Multiplica
 recorded. It prints the scheduler it ported and its position, the worst relative difference
 of every parameter, every state entry and every group's lr, and exits 0 when all are within
 the tolerance of their dtype (float64: 1e-12; float32: the float32 entry of
-``wd_core.tolerances``, the Adam one for the Adam family), 1 otherwise. Bad input (a factory
+``wd_core.tolerances``, the Adam one for the Adam family), 1 otherwise. A parameter of an
+optimizer whose twin cannot be exact (a registry entry with ``parameter_tolerance``: Muon,
+whose Newton-Schulz iteration runs in bfloat16) is judged by that derived absolute bound over
+``--steps`` steps (with its group's lr when converted) relative to torch's largest element,
+``max(the dtype's rtol, bound / max|p|)``; its state keeps the dtype's. Bad input (a factory
 that does not import or returns something else, an option the port refuses, a negative
 ``--clip-grad-norm``) exits 2 with one line.
 """
@@ -182,15 +186,51 @@ def run_both(module, optimizer, scheduler, steps: int, seed: int, clip_grad_norm
             port.group_lrs(state, optimizer, module))
 
 
+def parameter_bounds(optimizer, module, steps: int) -> dict[str, float]:
+    """``{name: absolute bound}`` for the parameters whose optimizer's twin cannot be exact
+    (the registry's ``parameter_tolerance``), from their group's options and lr as they are
+    now (call it before stepping); the others are absent."""
+    from wd_jax import port
+
+    shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
+    bounds = {}
+    for group in port._read_groups(optimizer, module):
+        tolerance = group.optimizer.parameter_tolerance
+        if tolerance is None:
+            continue
+        options = {"lr": group.lr, **group.options}
+        for name in group.names:
+            bounds[name] = float(tolerance(steps, options, shapes[name]))
+    return bounds
+
+
+def parameter_rtol(kind: str, bound: float | None, expected: np.ndarray) -> float:
+    """The tolerance of a parameter: the dtype's rtol, or with an absolute ``bound`` the
+    larger of it and ``bound / max|expected|`` (float64; ``bound / (s*max|expected|)`` with
+    the dtype's absolute floor ``s`` < 1: the difference is measured relative to
+    ``|expected| + s*max|expected|``, so a difference within ``bound`` passes); a parameter
+    torch left all zero keeps the dtype's rtol."""
+    rtol, atol_scale = TOLERANCES[kind]
+    largest = float(np.max(np.abs(expected))) if expected.size else 0.0
+    if bound is None or largest == 0.0:
+        return rtol
+    return max(rtol, bound / (min(atol_scale, 1.0) * largest))
+
+
 def compare(module, optimizer, params, named_state, kinds: dict[str, str],
-            lrs=None) -> list[tuple]:
+            lrs=None, bounds: dict[str, float] | None = None) -> list[tuple]:
     """Rows ``(what, name, worst relative difference, tolerance)``: every parameter, then
     every state entry torch or optax has (a missing one counts as infinitely different), then
-    every group's lr (``lrs``: optax's, one per group)."""
+    every group's lr (``lrs``: optax's, one per group). ``bounds``: absolute bounds of the
+    parameters that have one (:func:`parameter_bounds`, :func:`parameter_rtol`); the state
+    and lr rows keep their dtype's rtol."""
     rows = []
+    bounds = bounds or {}
     for name, p in module.named_parameters():
-        rows.append(("param", name, _difference(np.asarray(params[name]), _numpy(p),
-                                                kinds[name]), kinds[name]))
+        expected = _numpy(p)
+        rows.append(("param", name, _difference(np.asarray(params[name]), expected,
+                                                kinds[name]),
+                     parameter_rtol(kinds[name], bounds.get(name), expected)))
     for name, p in module.named_parameters():
         torch_state = {k: _numpy(v) for k, v in optimizer.state.get(p, {}).items()
                        if v is not None}
@@ -203,20 +243,26 @@ def compare(module, optimizer, params, named_state, kinds: dict[str, str],
                     float("inf")
             else:
                 difference = _difference(optax_state[key], torch_state[key], kinds[name])
-            rows.append((f"state {key}", name, difference, kinds[name]))
+            rows.append((f"state {key}", name, difference, TOLERANCES[kinds[name]][0]))
     names = dict(module.named_parameters())
     by_id = {id(p): n for n, p in names.items()}
     for index, (group, lr) in enumerate(zip(optimizer.param_groups, lrs or (), strict=False)):
         kind = kinds[by_id[id(group["params"][0])]] if group["params"] else "float64"
         rows.append(("lr group", str(index), _difference(np.asarray(lr),
                                                         np.asarray(float(group["lr"])), kind),
-                     kind))
+                     TOLERANCES[kind][0]))
     return rows
 
 
 def _difference(actual, expected, kind: str) -> float:
     """The smallest rtol of ``kind``'s form (its absolute floor included) that passes."""
     return required_rtol(actual, expected, atol_scale=TOLERANCES[kind][1])
+
+
+def format_tolerance(rtol: float) -> str:
+    """``1e-12``, ``3.37e-04``: three significant digits, trailing zeros dropped."""
+    mantissa, _, exponent = f"{rtol:.2e}".partition("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
 
 
 def _numpy(tensor) -> np.ndarray:
@@ -235,10 +281,11 @@ def execute(args) -> int:
     adam = type(optimizer).__name__ not in ("SGD", "SGDW", "ASGD")
     kinds = {n: run_kind(d, adam=adam) for n, d in dtypes.items()}
     ported = describe_scheduler(scheduler)
+    bounds = parameter_bounds(optimizer, module, args.steps)
     with numerics("float64" if "float64" in dtypes.values() else "float32"):
         params, named_state, lrs = run_both(module, optimizer, scheduler, args.steps,
                                             args.seed, args.clip_grad_norm)
-    rows = compare(module, optimizer, params, named_state, kinds, lrs)
+    rows = compare(module, optimizer, params, named_state, kinds, lrs, bounds)
     print(f"{args.factory}: {type(optimizer).__name__}, {len(optimizer.param_groups)} "
           f"parameter group(s), {args.steps} steps on random gradients (seed {args.seed})"
           + (f", clipped to norm {args.clip_grad_norm:g}" if args.clip_grad_norm is not None
@@ -247,11 +294,10 @@ def execute(args) -> int:
     width = max(len(f"{what} {name}") for what, name, _, _ in rows)
     print(f"{'':{width}}  worst rel. diff  tolerance")
     failed = 0
-    for what, name, difference, kind in rows:
-        rtol = TOLERANCES[kind][0]
+    for what, name, difference, rtol in rows:
         ok = difference <= rtol
         failed += not ok
-        print(f"{what + ' ' + name:{width}}  {difference:15.2e}  {rtol:9.0e}"
+        print(f"{what + ' ' + name:{width}}  {difference:15.2e}  {format_tolerance(rtol):>9}"
               f"{'' if ok else '  BEYOND'}")
     if failed:
         print(f"{failed} of {len(rows)} entries beyond tolerance: the optax port does not "
