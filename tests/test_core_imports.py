@@ -207,20 +207,8 @@ def circles(graph) -> list[list[str]]:
     return found
 
 
-#: A circle found in code another piece of work owns, reported there to be untangled: torch's
-#: Adam(decoupled_weight_decay=True) group is built by wd_jax.optim.adamw, which imports
-#: wd_jax.optim.adam's direction (imports inside functions, so the import itself works).
-KNOWN_CIRCLES = [["wd_jax.optim.adam", "wd_jax.optim.adamw"]]
-
-
 def test_no_import_circles():
-    assert [c for c in circles(import_graph()) if c not in KNOWN_CIRCLES] == []
-
-
-@pytest.mark.xfail(strict=True, reason="wd_jax.optim.adam and wd_jax.optim.adamw import each "
-                                       "other; once untangled, empty KNOWN_CIRCLES")
-def test_no_known_circle_is_left():
-    assert [c for c in circles(import_graph()) if c in KNOWN_CIRCLES] == []
+    assert circles(import_graph()) == []
 
 
 def test_the_circle_finder_sees_a_circle():
