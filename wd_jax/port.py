@@ -70,7 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wd_core.errors import InputError, InputTypeError, missing_framework
+from wd_core.errors import InputError, InputTypeError, framework_error
 from wd_core.validation import NONNEGATIVE, check_number
 from wd_jax import optim as jopt
 from wd_jax.optim.lr_scheduler import ScheduleState, TorchSchedule, TorchScheduler
@@ -81,11 +81,12 @@ ACCEPTED_OPTIMIZERS = tuple(jopt.PORTS)
 
 
 def _torch():
-    """``torch``, imported on first use; ``MissingFrameworkError`` with the install line."""
+    """``torch``, imported on first use; ``MissingFrameworkError`` with the install line when it
+    is absent, ``BrokenFrameworkError`` with the cause when its import fails."""
     try:
         import torch
-    except ImportError:
-        raise missing_framework("wd_jax.port", "PyTorch", "torch") from None
+    except Exception as err:
+        raise framework_error("wd_jax.port", "PyTorch", "torch", err) from err
     return torch
 
 

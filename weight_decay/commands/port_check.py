@@ -68,7 +68,7 @@ def load_factory(spec: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise InputError(f"cannot import {module_name!r} (from {spec!r}): {err}") from None
+        raise InputError(f"cannot import {module_name!r} (from {spec!r}): {err}") from err
     finally:
         if added:
             sys.path.remove(here)
