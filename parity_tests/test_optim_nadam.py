@@ -50,7 +50,7 @@ from parity_tests.test_port_models import (
     one_torch_thread,  # noqa: F401
     torch_state_by_name,
 )
-from wd_core.tolerances import assert_close, required_rtol
+from wd_core.tolerances import assert_close
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -214,3 +214,118 @@ def test_the_port_keeps_torchs_float32_mu_product():
                      for p, q in zip(resumed_model.parameters(), model.parameters(),
                                      strict=True))
     assert difference > 1e-12  # torch's own resumed run parts from its uninterrupted one
+
+
+FACTORY = textwrap.dedent('''
+    import torch
+
+    from parity_tests.test_port_models import make_model
+    from wd_jax import port
+
+
+    def trained_nadam():
+        """NAdam with decoupled decay over two groups (decay on the first), stepped three
+        times: its mu_product is float32, torch's scalar dtype."""
+        model = make_model("mlp")
+        optimizer = torch.optim.NAdam(port.no_weight_decay_groups(model, 0.1), lr=0.01,
+                                      decoupled_weight_decay=True)
+        for step in range(3):
+            for p in model.parameters():
+                p.grad = torch.full_like(p, 0.5 - step)
+            optimizer.step()
+        return model, optimizer
+''')
+
+
+def test_port_check_exits_0_on_a_trained_nadam(tmp_path, monkeypatch, capsys):
+    from weight_decay.cli import main
+
+    (tmp_path / "nadam_factories.py").write_text(FACTORY, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["port-check", "nadam_factories:trained_nadam", "--steps", "10"]) == 0
+    finally:
+        sys.modules.pop("nadam_factories", None)
+    out = capsys.readouterr().out
+    assert "state mu_product body.0.weight" in out and "BEYOND" not in out
+
+
+@pytest.mark.parametrize("option", ["capturable", "differentiable"])
+def test_options_without_a_twin_are_refused(option):
+    model = make_model("mlp")
+    optimizer = torch_optimizer(model, weight_decay=0.1, **{option: True})
+    with pytest.raises(ValueError, match=rf"parameter group 0: {option}=True has no exact "
+                                         rf"optax twin; accepted: {option}=False"):
+        port.optimizer_from_torch(optimizer, model)
+
+
+# ---- optax's namesake ----------------------------------------------------------------------
+
+NAIVE = {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1,
+         "momentum_decay": 4e-3, "maximize": False}
+
+
+def _relative_error(params, model) -> float:
+    """``||params - torch's|| / ||torch's||`` over all the parameters together."""
+    expected = {n: p.detach().numpy() for n, p in model.named_parameters()}
+    difference = sum(float(np.sum((np.asarray(params[n]) - v) ** 2))
+                     for n, v in expected.items())
+    return float(np.sqrt(difference / sum(float(np.sum(v ** 2)) for v in expected.values())))
+
+
+def port_error(make_tx, steps: int = STEPS, decoupled_weight_decay: bool = False) -> float:
+    """The relative error (:func:`_relative_error`) after ``steps`` drawn-gradient steps of
+    ``make_tx(weight_decay) -> tx`` per group (the policy's two groups, decay on the first)
+    against torch's ``NAdam(**NAIVE, decoupled_weight_decay=...)`` (torch's default dtype, so
+    a float32 ``mu_product``), float64 parameters."""
+    model = make_model("mlp")
+    grads = drawn_gradients(model, steps)
+    torch_steps(model, torch_optimizer(model, **NAIVE,
+                                       decoupled_weight_decay=decoupled_weight_decay),
+                None, grads)
+    with jax.enable_x64(True):
+        start = make_model("mlp")
+        labels = {n: "decayed" if decays else "undecayed"
+                  for n, decays in port.decay_mask(port.params_from_torch(start)).items()}
+        tx = optax.partition({"decayed": make_tx(NAIVE["weight_decay"]),
+                              "undecayed": make_tx(0.0)}, labels)
+        params, _ = optax_run(tx, start, grads)
+    return _relative_error(params, model)
+
+
+def naive_error(steps: int = STEPS, decoupled_weight_decay: bool = False) -> float:
+    """optax's namesake (the registry's ``naive``: ``optax.nadam`` after
+    ``add_decayed_weights``; ``optax.nadamw`` when decoupled) against torch's
+    ``NAdam(lr=0.01, weight_decay=0.1)``: relative error of the parameters after ``steps``
+    steps."""
+    naive = PORTS["torch.optim.NAdam"].naive
+    hyper = {k: v for k, v in NAIVE.items() if k != "weight_decay"}
+    return port_error(lambda wd: naive(**hyper, weight_decay=wd,
+                                       decoupled_weight_decay=decoupled_weight_decay),
+                      steps, decoupled_weight_decay)
+
+
+def twin_error(steps: int = STEPS, decoupled_weight_decay: bool = False,
+               mu_product_dtype: str = "float32") -> float:
+    """The same error of the exact twin (the builder), for the docs' table; with
+    ``mu_product_dtype="float64"`` the error of a twin that ignores torch's scalar dtype."""
+    hyper = {k: v for k, v in NAIVE.items() if k != "weight_decay"}
+    return port_error(lambda wd: torch_nadam(**hyper, weight_decay=wd,
+                                             decoupled_weight_decay=decoupled_weight_decay,
+                                             mu_product_dtype=mu_product_dtype),
+                      steps, decoupled_weight_decay)
+
+
+@pytest.mark.parametrize("decoupled", [False, True], ids=["coupled", "decoupled"])
+def test_optax_namesake_is_not_torch_nadam_and_the_twin_is(decoupled):
+    """optax.nadam / nadamw keep ``mu_t = b1`` (no momentum schedule: torch's starts near
+    ``b1/2``) and train another model, far above 1e-12 after 50 steps; the twin is within
+    it."""
+    assert naive_error(decoupled_weight_decay=decoupled) > 1e-3
+    assert twin_error(decoupled_weight_decay=decoupled) < 1e-12
+
+
+def test_a_float64_mu_product_is_not_torchs():
+    """The same rule with ``mu_product`` in float64 (the parameters' dtype) drifts from torch's
+    float32 products: 2.7e-10 after 50 steps, beyond 1e-12."""
+    assert twin_error(mu_product_dtype="float64") > 1e-11
