@@ -18,30 +18,22 @@ undecayed) and drawn N(0, 1) gradients, float64:
 
 from __future__ import annotations
 
-import sys
 import textwrap
+from functools import partial
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parity_tests.port_runs import check_round_trips, drawn_gradients, optax_steps, torch_steps
-from parity_tests.test_port_models import (  # noqa: F401
-    OptaxRun,
-    assert_same_states,
-    make_model,
-    one_torch_thread,
-    torch_state_by_name,
-)
-from wd_core.tolerances import assert_close
+from parity_tests import optim_checks
+from parity_tests.test_port_models import one_torch_thread  # noqa: F401
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 import optax  # noqa: E402
 from torch.optim import lr_scheduler  # noqa: E402
 
-from wd_jax import port  # noqa: E402
 from wd_jax.optim import PORTS  # noqa: E402
 from wd_jax.optim.adadelta import torch_adadelta  # noqa: E402
 from wd_jax.optim.registry import states_of  # noqa: E402
@@ -51,11 +43,8 @@ STEPS = 50
 IMPLEMENTATIONS = ({}, {"foreach": False}, {"foreach": True})
 
 
-def torch_optimizer(model, *, weight_decay, implementation=(), **options):
-    """``Adadelta`` over the policy's two groups (``weight_decay`` on the first, 0 on the
-    second)."""
-    groups = port.no_weight_decay_groups(model, weight_decay)
-    return torch.optim.Adadelta(groups, **dict(implementation), **options)
+#: ``Adadelta`` over the policy's two groups (``weight_decay`` on the first, 0 on the second)
+torch_optimizer = partial(optim_checks.two_group_optimizer, torch.optim.Adadelta)
 
 
 def optax_state_by_name(state) -> dict[str, dict[str, np.ndarray]]:
@@ -85,19 +74,11 @@ def test_builder_matches_torch_adadelta_params_and_state(args):
     exactly)."""
     args = dict(args)
     implementation = IMPLEMENTATIONS[args.pop("implementation")]
-    model = make_model("mlp")
-    grads = drawn_gradients(model, STEPS)
-    optimizer = torch_optimizer(model, implementation=implementation, **args)
-    torch_steps(model, optimizer, None, grads)
-    with jax.enable_x64(True):
-        start = port.params_from_torch(make_model("mlp"))
-        tx = torch_adadelta(**args, mask=port.decay_mask(start))
-        # op by op (OptaxRun): compiling the chain would cost a compile per drawn example
-        params, state = OptaxRun("mlp", tx).run(start, tx.init(start), grads=grads)
-    for name, p in model.named_parameters():
-        assert_close(params[name], p.detach().numpy(), "float64", err_msg=f"param {name}")
-    assert_same_states(optax_state_by_name(state), torch_state_by_name(optimizer, model),
-                       "torch_adadelta")
+    model, optimizer, params, state = optim_checks.builder_run(
+        partial(torch_optimizer, implementation=implementation, **args),
+        partial(torch_adadelta, **args))
+    optim_checks.assert_same_params_and_states(params, optax_state_by_name(state), model, optimizer,
+                                               "torch_adadelta")
 
 
 @pytest.mark.parametrize(("options", "scheduled"), [
@@ -109,18 +90,15 @@ def test_builder_matches_torch_adadelta_params_and_state(args):
 def test_the_port_round_trips_adadelta(options, scheduled):
     """optimizer_from_torch / state_from_torch / state_to_torch, both ways, key by key;
     a scheduler's lr multiplies the delta as torch's does."""
-    def make():
-        model = make_model("mlp")
-        optimizer = torch_optimizer(model, **options)
-        scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=20) if scheduled else None
-        return model, optimizer, scheduler
-
-    check_round_trips(make)
+    optim_checks.check_two_group_round_trips(
+        partial(torch_optimizer, **options),
+        partial(lr_scheduler.CosineAnnealingLR, T_max=20) if scheduled else None)
 
 
 FACTORY = textwrap.dedent('''
     import torch
 
+    from parity_tests.optim_checks import stepped_three_times
     from parity_tests.test_port_models import make_model
     from wd_jax import port
 
@@ -128,35 +106,20 @@ FACTORY = textwrap.dedent('''
     def trained_adadelta():
         """Adadelta over two groups, stepped three times."""
         model = make_model("mlp")
-        optimizer = torch.optim.Adadelta(port.no_weight_decay_groups(model, 0.1), rho=0.8)
-        for step in range(3):
-            for p in model.parameters():
-                p.grad = torch.full_like(p, 0.5 - step)
-            optimizer.step()
-        return model, optimizer
+        return stepped_three_times(model, torch.optim.Adadelta(
+            port.no_weight_decay_groups(model, 0.1), rho=0.8))
 ''')
 
 
 def test_port_check_exits_0_on_a_trained_adadelta(tmp_path, monkeypatch, capsys):
-    from weight_decay.cli import main
-
-    (tmp_path / "adadelta_factories.py").write_text(FACTORY, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        assert main(["port-check", "adadelta_factories:trained_adadelta", "--steps", "10"]) == 0
-    finally:
-        sys.modules.pop("adadelta_factories", None)
-    out = capsys.readouterr().out
+    out = optim_checks.port_check_output(tmp_path, monkeypatch, capsys, FACTORY,
+                                         "adadelta_factories:trained_adadelta")
     assert "state acc_delta body.0.weight" in out and "BEYOND" not in out
 
 
 @pytest.mark.parametrize("option", ["capturable", "differentiable"])
 def test_options_without_a_twin_are_refused(option):
-    model = make_model("mlp")
-    optimizer = torch_optimizer(model, weight_decay=0.1, **{option: True})
-    with pytest.raises(ValueError, match=rf"parameter group 0: {option}=True has no exact "
-                                         rf"optax twin; accepted: {option}=False"):
-        port.optimizer_from_torch(optimizer, model)
+    optim_checks.assert_refused_without_a_twin(partial(torch_optimizer, weight_decay=0.1), option)
 
 
 # ---- optax's namesake ----------------------------------------------------------------------
@@ -164,30 +127,13 @@ def test_options_without_a_twin_are_refused(option):
 NAIVE = {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.1, "maximize": False}
 
 
-def _relative_error(params, model) -> float:
-    """``||params - torch's|| / ||torch's||`` over all the parameters together."""
-    expected = {n: p.detach().numpy() for n, p in model.named_parameters()}
-    difference = sum(float(np.sum((np.asarray(params[n]) - v) ** 2))
-                     for n, v in expected.items())
-    return float(np.sqrt(difference / sum(float(np.sum(v ** 2)) for v in expected.values())))
-
-
 def port_error(make_tx, steps: int = STEPS, **options) -> float:
-    """The relative error (:func:`_relative_error`) after ``steps`` drawn-gradient steps of
-    ``make_tx(weight_decay) -> tx`` per group (the policy's two groups, decay on the first)
-    against torch's Adadelta, float64."""
+    """The relative error (``optim_checks.relative_error``) after ``steps`` drawn-gradient
+    steps of ``make_tx(weight_decay) -> tx`` per group (the policy's two groups, decay on the
+    first) against torch's ``Adadelta(**NAIVE, **options)``, float64."""
     hyper = {**NAIVE, **options}
-    model = make_model("mlp")
-    grads = drawn_gradients(model, steps)
-    torch_steps(model, torch_optimizer(model, **hyper), None, grads)
-    with jax.enable_x64(True):
-        start = port.params_from_torch(make_model("mlp"))
-        labels = {n: "decayed" if decays else "undecayed"
-                  for n, decays in port.decay_mask(start).items()}
-        tx = optax.partition({"decayed": make_tx(hyper["weight_decay"]),
-                              "undecayed": make_tx(0.0)}, labels)
-        params, _ = optax_steps(tx, start, tx.init(start), grads)
-    return _relative_error(params, model)
+    return optim_checks.port_error(partial(torch_optimizer, **hyper), make_tx,
+                                   hyper["weight_decay"], steps)
 
 
 def naive_error(steps: int = STEPS, **options) -> float:
@@ -195,14 +141,12 @@ def naive_error(steps: int = STEPS, **options) -> float:
     weight_decay=)``) against torch's ``Adadelta(lr=1.0, rho=0.9, weight_decay=0.1)``:
     relative error of the parameters after ``steps`` steps."""
     naive = PORTS["torch.optim.Adadelta"].naive
-    hyper = {k: v for k, v in {**NAIVE, **options}.items() if k != "weight_decay"}
-    return port_error(lambda wd: naive(**hyper, weight_decay=wd), steps, **options)
+    return port_error(optim_checks.group_tx(naive, {**NAIVE, **options}), steps, **options)
 
 
 def twin_error(steps: int = STEPS, **options) -> float:
     """The same error of the exact twin (:func:`torch_adadelta`)."""
-    hyper = {k: v for k, v in {**NAIVE, **options}.items() if k != "weight_decay"}
-    return port_error(lambda wd: torch_adadelta(**hyper, weight_decay=wd), steps, **options)
+    return port_error(optim_checks.group_tx(torch_adadelta, {**NAIVE, **options}), steps, **options)
 
 
 def test_optax_namesake_is_a_twin_of_torch_adadelta():

@@ -19,15 +19,15 @@ MLP and on the conv model (a 3-D convolution weight: factored over its last two 
 
 from __future__ import annotations
 
-import sys
 import textwrap
+from functools import partial
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parity_tests.port_runs import check_round_trips, drawn_gradients, optax_steps, torch_steps
+from parity_tests import optim_checks
 from parity_tests.test_port_models import make_model, one_torch_thread  # noqa: F401
 from wd_core.errors import InputError
 from wd_core.tolerances import assert_close
@@ -35,7 +35,6 @@ from wd_core.tolerances import assert_close
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
 from torch.optim import lr_scheduler  # noqa: E402
 
 from wd_jax import port  # noqa: E402
@@ -50,10 +49,8 @@ STEPS = 50
 IMPLEMENTATIONS = ({}, {"foreach": False}, {"foreach": True})
 
 
-def adafactor(model, *, weight_decay, implementation=(), **options):
-    """torch's Adafactor over the policy's two groups (``weight_decay`` on the first)."""
-    return torch.optim.Adafactor(port.no_weight_decay_groups(model, weight_decay),
-                                 **dict(implementation), **options)
+#: torch's Adafactor over the policy's two groups (``weight_decay`` on the first)
+adafactor = partial(optim_checks.two_group_optimizer, torch.optim.Adafactor)
 
 
 ARGS = st.fixed_dictionaries({
@@ -75,15 +72,9 @@ def test_builder_matches_torch_adafactor_params_and_state(args):
     entry torch has (and only those), ``step`` exactly."""
     args = dict(args)
     kind, implementation = args.pop("kind"), IMPLEMENTATIONS[args.pop("implementation")]
-    model = make_model(kind)
-    grads = drawn_gradients(model, STEPS)
-    optimizer = adafactor(model, implementation=implementation, **args)
-    torch_steps(model, optimizer, None, grads)
-    with jax.enable_x64(True):
-        start = make_model(kind)
-        params = port.params_from_torch(start)
-        tx = torch_adafactor(**args, mask=port.decay_mask(params))
-        params, state = optax_steps(tx, params, tx.init(params), grads)
+    model, optimizer, params, state = optim_checks.builder_run(
+        partial(adafactor, implementation=implementation, **args),
+        partial(torch_adafactor, **args), op_by_op=False, kind=kind)
     (factored,) = states_of(state, TorchAdafactorState)
     assert int(factored.count) == STEPS
     for name, p in model.named_parameters():
@@ -110,12 +101,7 @@ def test_the_port_round_trips_adafactor(kind, options, scheduler):
     """optimizer_from_torch / state_from_torch / state_to_torch, both ways, key by key; a
     scheduler's lr drives the relative step's cap and the decay (lr 0.3: ``1/sqrt t`` is the
     smaller from step 12)."""
-    def make():
-        model = make_model(kind)
-        optimizer = adafactor(model, **options)
-        return model, optimizer, None if scheduler is None else scheduler(optimizer)
-
-    check_round_trips(make)
+    optim_checks.check_two_group_round_trips(partial(adafactor, **options), scheduler, kind=kind)
 
 
 def test_state_to_torch_keeps_the_factors_shapes():
@@ -136,6 +122,7 @@ def test_state_to_torch_keeps_the_factors_shapes():
 FACTORY = textwrap.dedent('''
     import torch
 
+    from parity_tests.optim_checks import stepped_three_times
     from parity_tests.test_port_models import make_model
     from wd_jax import port
 
@@ -143,26 +130,14 @@ FACTORY = textwrap.dedent('''
     def trained_adafactor():
         """Adafactor over two groups of the conv model, stepped three times."""
         model = make_model("conv")
-        optimizer = torch.optim.Adafactor(port.no_weight_decay_groups(model, 0.1), lr=0.3)
-        for step in range(3):
-            for p in model.parameters():
-                p.grad = torch.full_like(p, 0.5 - step)
-            optimizer.step()
-        return model, optimizer
+        return stepped_three_times(model, torch.optim.Adafactor(
+            port.no_weight_decay_groups(model, 0.1), lr=0.3))
 ''')
 
 
 def test_port_check_exits_0_on_a_trained_adafactor(tmp_path, monkeypatch, capsys):
-    from weight_decay.cli import main
-
-    (tmp_path / "adafactor_factories.py").write_text(FACTORY, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        assert main(["port-check", "adafactor_factories:trained_adafactor",
-                     "--steps", "10"]) == 0
-    finally:
-        sys.modules.pop("adafactor_factories", None)
-    out = capsys.readouterr().out
+    out = optim_checks.port_check_output(tmp_path, monkeypatch, capsys, FACTORY,
+                                         "adafactor_factories:trained_adafactor")
     assert "state col_var conv.weight" in out and "state variance conv.bias" in out
     assert "BEYOND" not in out
 
@@ -197,37 +172,24 @@ NAIVE = {"lr": 0.01, "beta2_decay": -0.8, "eps": (None, 1e-3), "d": 1.0, "weight
 
 
 def port_error(make_tx, steps: int = STEPS, kind: str = "mlp") -> float:
-    """``||params - torch's|| / ||torch's||`` over all parameters after ``steps`` drawn-gradient
-    steps of ``make_tx(weight_decay)`` per group (the policy's two groups) against torch's
-    ``Adafactor(**NAIVE)``, float64."""
-    model = make_model(kind)
-    grads = drawn_gradients(model, steps)
-    torch_steps(model, adafactor(model, **NAIVE), None, grads)
-    with jax.enable_x64(True):
-        start = make_model(kind)
-        params = port.params_from_torch(start)
-        labels = {n: "decayed" if decays else "undecayed"
-                  for n, decays in port.decay_mask(params).items()}
-        tx = optax.partition({"decayed": make_tx(NAIVE["weight_decay"]),
-                              "undecayed": make_tx(0.0)}, labels)
-        params, _ = optax_steps(tx, params, tx.init(params), grads)
-    expected = {n: p.detach().numpy() for n, p in model.named_parameters()}
-    difference = sum(float(np.sum((np.asarray(params[n]) - v) ** 2))
-                     for n, v in expected.items())
-    return float(np.sqrt(difference / sum(float(np.sum(v ** 2)) for v in expected.values())))
+    """``||params - torch's|| / ||torch's||`` over all parameters
+    (``optim_checks.relative_error``) after ``steps`` drawn-gradient steps of
+    ``make_tx(weight_decay)`` per group (the policy's two groups) against torch's
+    ``Adafactor(**NAIVE)`` on ``kind``'s model, float64."""
+    return optim_checks.port_error(partial(adafactor, **NAIVE), make_tx,
+                                   NAIVE["weight_decay"], steps,
+                                   new_model=partial(make_model, kind))
 
 
 def naive_error(steps: int = STEPS) -> float:
     """``optax.adafactor`` with torch's hyper-parameters (the registry's ``naive``) against
     torch's ``Adafactor(lr=0.01, weight_decay=0.1)``: relative error after ``steps`` steps."""
-    hyper = {k: v for k, v in NAIVE.items() if k != "weight_decay"}
-    return port_error(lambda wd: naive_adafactor(**hyper, weight_decay=wd), steps)
+    return port_error(optim_checks.group_tx(naive_adafactor, NAIVE), steps)
 
 
 def twin_error(steps: int = STEPS) -> float:
     """The same for the exact twin."""
-    hyper = {k: v for k, v in NAIVE.items() if k != "weight_decay"}
-    return port_error(lambda wd: torch_adafactor(**hyper, weight_decay=wd), steps)
+    return port_error(optim_checks.group_tx(torch_adafactor, NAIVE), steps)
 
 
 def test_optax_namesake_is_not_torch_adafactor_and_the_twin_is():

@@ -18,24 +18,20 @@ norms undecayed) and drawn N(0, 1) gradients, float64:
 
 from __future__ import annotations
 
-import sys
 import textwrap
+from functools import partial
 
-import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from parity_tests.port_runs import check_round_trips, drawn_gradients, optax_steps, torch_steps
-from parity_tests.test_port_models import make_model, one_torch_thread  # noqa: F401
-from wd_core.tolerances import assert_close
+from parity_tests import optim_checks
+from parity_tests.test_port_models import one_torch_thread  # noqa: F401
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 import optax  # noqa: E402
-from torch.optim import lr_scheduler  # noqa: E402
 
-from wd_jax import port  # noqa: E402
 from wd_jax.optim import PORTS  # noqa: E402
 from wd_jax.optim.adamax import torch_adamax  # noqa: E402
 from wd_jax.optim.registry import states_of  # noqa: E402
@@ -46,17 +42,8 @@ IMPLEMENTATIONS = ({}, {"foreach": False}, {"foreach": True})
 FIELDS = {"exp_avg": "mu", "exp_inf": "nu"}
 
 
-def torch_optimizer(model, *, weight_decay, implementation=(), **options):
-    """``Adamax`` over the policy's two groups (``weight_decay`` on the first, 0 on the
-    second)."""
-    return torch.optim.Adamax(port.no_weight_decay_groups(model, weight_decay),
-                              **dict(implementation), **options)
-
-
-def optax_run(tx, model, grads):
-    """``len(grads)`` steps of ``tx`` from ``model``'s parameters: ``(params, state)``."""
-    params = port.params_from_torch(model)
-    return optax_steps(tx, params, tx.init(params), grads)
+#: ``Adamax`` over the policy's two groups (``weight_decay`` on the first, 0 on the second)
+torch_optimizer = partial(optim_checks.two_group_optimizer, torch.optim.Adamax)
 
 
 ARGS = st.fixed_dictionaries({
@@ -78,24 +65,12 @@ def test_builder_matches_torch_adamax_params_and_state(args):
     float64: every parameter and every state entry (``step`` exactly)."""
     args = dict(args)
     implementation = IMPLEMENTATIONS[args.pop("implementation")]
-    model = make_model("mlp")
-    grads = drawn_gradients(model, STEPS)
-    optimizer = torch_optimizer(model, implementation=implementation, **args)
-    torch_steps(model, optimizer, None, grads)
-    with jax.enable_x64(True):
-        start = make_model("mlp")
-        tx = torch_adamax(**args, mask=port.decay_mask(port.params_from_torch(start)))
-        params, state = optax_run(tx, start, grads)
+    model, optimizer, params, state = optim_checks.builder_run(
+        partial(torch_optimizer, implementation=implementation, **args),
+        partial(torch_adamax, **args), op_by_op=False)
     (adamax,) = states_of(state, optax.ScaleByAdamState)
     assert int(adamax.count) == STEPS
-    for name, p in model.named_parameters():
-        assert_close(params[name], p.detach().numpy(), "float64", err_msg=f"param {name}")
-        torch_state = optimizer.state[p]
-        assert sorted(torch_state) == sorted((*FIELDS, "step"))
-        assert float(torch_state["step"]) == STEPS
-        for key, field in FIELDS.items():
-            assert_close(getattr(adamax, field)[name], torch_state[key].numpy(), "float64",
-                         err_msg=f"state {key} of {name}")
+    optim_checks.assert_params_and_state_fields(params, adamax, model, optimizer, FIELDS, STEPS)
 
 
 @pytest.mark.parametrize(("options", "scheduled"), [
@@ -107,19 +82,14 @@ def test_builder_matches_torch_adamax_params_and_state(args):
 def test_the_port_round_trips_adamax(options, scheduled):
     """optimizer_from_torch / state_from_torch / state_to_torch, both ways, key by key;
     OneCycleLR drives the lr and cycles beta1 through the injected ``scale_by_adamax``."""
-    def make():
-        model = make_model("mlp")
-        optimizer = torch_optimizer(model, **options)
-        scheduler = (lr_scheduler.OneCycleLR(optimizer, max_lr=0.02, total_steps=STEPS + 1)
-                     if scheduled else None)
-        return model, optimizer, scheduler
-
-    check_round_trips(make)
+    optim_checks.check_two_group_round_trips(partial(torch_optimizer, **options),
+                                             optim_checks.one_cycle if scheduled else None)
 
 
 FACTORY = textwrap.dedent('''
     import torch
 
+    from parity_tests.optim_checks import stepped_three_times
     from parity_tests.test_port_models import make_model
     from wd_jax import port
 
@@ -127,35 +97,20 @@ FACTORY = textwrap.dedent('''
     def trained_adamax():
         """Adamax over two groups (decay on the first), stepped three times."""
         model = make_model("mlp")
-        optimizer = torch.optim.Adamax(port.no_weight_decay_groups(model, 0.1), lr=0.01)
-        for step in range(3):
-            for p in model.parameters():
-                p.grad = torch.full_like(p, 0.5 - step)
-            optimizer.step()
-        return model, optimizer
+        return stepped_three_times(model, torch.optim.Adamax(
+            port.no_weight_decay_groups(model, 0.1), lr=0.01))
 ''')
 
 
 def test_port_check_exits_0_on_a_trained_adamax(tmp_path, monkeypatch, capsys):
-    from weight_decay.cli import main
-
-    (tmp_path / "adamax_factories.py").write_text(FACTORY, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        assert main(["port-check", "adamax_factories:trained_adamax", "--steps", "10"]) == 0
-    finally:
-        sys.modules.pop("adamax_factories", None)
-    out = capsys.readouterr().out
+    out = optim_checks.port_check_output(tmp_path, monkeypatch, capsys, FACTORY,
+                                         "adamax_factories:trained_adamax")
     assert "state exp_inf body.0.weight" in out and "BEYOND" not in out
 
 
 @pytest.mark.parametrize("option", ["capturable", "differentiable"])
 def test_options_without_a_twin_are_refused(option):
-    model = make_model("mlp")
-    optimizer = torch_optimizer(model, weight_decay=0.1, **{option: True})
-    with pytest.raises(ValueError, match=rf"parameter group 0: {option}=True has no exact "
-                                         rf"optax twin; accepted: {option}=False"):
-        port.optimizer_from_torch(optimizer, model)
+    optim_checks.assert_refused_without_a_twin(partial(torch_optimizer, weight_decay=0.1), option)
 
 
 # ---- optax's namesake ----------------------------------------------------------------------
@@ -164,44 +119,24 @@ NAIVE = {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1,
          "maximize": False}
 
 
-def _relative_error(params, model) -> float:
-    """``||params - torch's|| / ||torch's||`` over all the parameters together."""
-    expected = {n: p.detach().numpy() for n, p in model.named_parameters()}
-    difference = sum(float(np.sum((np.asarray(params[n]) - v) ** 2))
-                     for n, v in expected.items())
-    return float(np.sqrt(difference / sum(float(np.sum(v ** 2)) for v in expected.values())))
-
-
 def port_error(make_tx, steps: int = STEPS) -> float:
-    """The relative error (:func:`_relative_error`) after ``steps`` drawn-gradient steps of
-    ``make_tx(weight_decay) -> tx`` per group (the policy's two groups, decay on the first)
-    against torch's ``Adamax(**NAIVE)``, float64."""
-    model = make_model("mlp")
-    grads = drawn_gradients(model, steps)
-    torch_steps(model, torch_optimizer(model, **NAIVE), None, grads)
-    with jax.enable_x64(True):
-        start = make_model("mlp")
-        labels = {n: "decayed" if decays else "undecayed"
-                  for n, decays in port.decay_mask(port.params_from_torch(start)).items()}
-        tx = optax.partition({"decayed": make_tx(NAIVE["weight_decay"]),
-                              "undecayed": make_tx(0.0)}, labels)
-        params, _ = optax_run(tx, start, grads)
-    return _relative_error(params, model)
+    """The relative error (``optim_checks.relative_error``) after ``steps`` drawn-gradient
+    steps of ``make_tx(weight_decay) -> tx`` per group (the policy's two groups, decay on the
+    first) against torch's ``Adamax(**NAIVE)``, float64."""
+    return optim_checks.port_error(partial(torch_optimizer, **NAIVE), make_tx,
+                                   NAIVE["weight_decay"], steps)
 
 
 def naive_error(steps: int = STEPS) -> float:
     """optax's namesake (the registry's ``naive``: ``optax.adamax`` after
     ``add_decayed_weights``) against torch's ``Adamax(lr=0.01, weight_decay=0.1)``: relative
     error of the parameters after ``steps`` steps."""
-    naive = PORTS["torch.optim.Adamax"].naive
-    hyper = {k: v for k, v in NAIVE.items() if k != "weight_decay"}
-    return port_error(lambda wd: naive(**hyper, weight_decay=wd), steps)
+    return port_error(optim_checks.group_tx(PORTS["torch.optim.Adamax"].naive, NAIVE), steps)
 
 
 def twin_error(steps: int = STEPS) -> float:
     """The same error of the exact twin (the builder), for the docs' table."""
-    hyper = {k: v for k, v in NAIVE.items() if k != "weight_decay"}
-    return port_error(lambda wd: torch_adamax(**hyper, weight_decay=wd), steps)
+    return port_error(optim_checks.group_tx(torch_adamax, NAIVE), steps)
 
 
 def test_optax_namesake_is_a_twin_of_torch_adamax():

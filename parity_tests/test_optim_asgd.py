@@ -19,22 +19,16 @@ norms undecayed) and drawn N(0, 1) gradients, float64:
 
 from __future__ import annotations
 
-import sys
 import textwrap
+from functools import partial
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parity_tests.port_runs import check_round_trips, drawn_gradients, torch_steps
-from parity_tests.test_port_models import (  # noqa: F401
-    OptaxRun,
-    assert_same_states,
-    make_model,
-    one_torch_thread,
-    torch_state_by_name,
-)
+from parity_tests import optim_checks
+from parity_tests.test_port_models import one_torch_thread  # noqa: F401
 from wd_core.tolerances import assert_close
 
 torch = pytest.importorskip("torch")
@@ -42,7 +36,6 @@ jax = pytest.importorskip("jax")
 import optax  # noqa: E402
 from torch.optim import lr_scheduler  # noqa: E402
 
-from wd_jax import port  # noqa: E402
 from wd_jax.optim import PORTS  # noqa: E402
 from wd_jax.optim.asgd import ASGDState, torch_asgd  # noqa: E402
 from wd_jax.optim.registry import states_of  # noqa: E402
@@ -51,11 +44,8 @@ STEPS = 50
 IMPLEMENTATIONS = ({}, {"foreach": False}, {"foreach": True})
 
 
-def torch_optimizer(model, *, weight_decay, implementation=(), **options):
-    """``ASGD`` over the policy's two groups (``weight_decay`` on the first, 0 on the
-    second)."""
-    groups = port.no_weight_decay_groups(model, weight_decay)
-    return torch.optim.ASGD(groups, **dict(implementation), **options)
+#: ``ASGD`` over the policy's two groups (``weight_decay`` on the first, 0 on the second)
+torch_optimizer = partial(optim_checks.two_group_optimizer, torch.optim.ASGD)
 
 
 def optax_state_by_name(state) -> dict[str, dict[str, np.ndarray]]:
@@ -68,18 +58,12 @@ def optax_state_by_name(state) -> dict[str, dict[str, np.ndarray]]:
 
 
 def builder_run(options, implementation=()):
-    """50 steps of torch's ASGD and of ``torch_asgd`` (decay masked to the first group) on
-    the same gradients: ``(model, optimizer, optax params, optax state)``."""
-    model = make_model("mlp")
-    grads = drawn_gradients(model, STEPS)
-    optimizer = torch_optimizer(model, implementation=implementation, **options)
-    torch_steps(model, optimizer, None, grads)
-    with jax.enable_x64(True):
-        start = port.params_from_torch(make_model("mlp"))
-        tx = torch_asgd(**options, **dict(implementation), mask=port.decay_mask(start))
-        # op by op (OptaxRun): compiling the chain would cost a compile per drawn example
-        params, state = OptaxRun("mlp", tx).run(start, tx.init(start), grads=grads)
-    return model, optimizer, params, state
+    """50 steps of torch's ASGD and of ``torch_asgd`` (decay masked to the first group, the
+    same ``implementation``: foreach's float32 eta followed) on the same gradients:
+    ``(model, optimizer, optax params, optax state)``."""
+    return optim_checks.builder_run(
+        partial(torch_optimizer, implementation=implementation, **options),
+        partial(torch_asgd, **options, **dict(implementation)), steps=STEPS)
 
 
 ARGS = st.fixed_dictionaries({
@@ -101,10 +85,8 @@ def test_builder_matches_torch_asgd_params_and_state(args):
     args = dict(args)
     implementation = IMPLEMENTATIONS[args.pop("implementation")]
     model, optimizer, params, state = builder_run(args, implementation)
-    for name, p in model.named_parameters():
-        assert_close(params[name], p.detach().numpy(), "float64", err_msg=f"param {name}")
-    assert_same_states(optax_state_by_name(state), torch_state_by_name(optimizer, model),
-                       "torch_asgd")
+    optim_checks.assert_same_params_and_states(params, optax_state_by_name(state), model, optimizer,
+                                               "torch_asgd")
 
 
 def test_foreach_is_followed_where_it_parts_from_the_single_tensor_path():
@@ -129,18 +111,15 @@ def test_foreach_is_followed_where_it_parts_from_the_single_tensor_path():
 def test_the_port_round_trips_asgd(options, scheduled):
     """optimizer_from_torch / state_from_torch / state_to_torch, both ways, key by key; a
     scheduler's lr enters eta as torch's does (at the end of each step)."""
-    def make():
-        model = make_model("mlp")
-        optimizer = torch_optimizer(model, **options)
-        scheduler = lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.7) if scheduled else None
-        return model, optimizer, scheduler
-
-    check_round_trips(make)
+    optim_checks.check_two_group_round_trips(
+        partial(torch_optimizer, **options),
+        partial(lr_scheduler.StepLR, step_size=4, gamma=0.7) if scheduled else None)
 
 
 FACTORY = textwrap.dedent('''
     import torch
 
+    from parity_tests.optim_checks import stepped_three_times
     from parity_tests.test_port_models import make_model
     from wd_jax import port
 
@@ -148,37 +127,21 @@ FACTORY = textwrap.dedent('''
     def trained_asgd():
         """ASGD over two groups, averaging from the third step, stepped three times."""
         model = make_model("mlp")
-        optimizer = torch.optim.ASGD(port.no_weight_decay_groups(model, 0.1), lr=0.05,
-                                     lambd=1e-2, t0=2.0)
-        for step in range(3):
-            for p in model.parameters():
-                p.grad = torch.full_like(p, 0.5 - step)
-            optimizer.step()
-        return model, optimizer
+        return stepped_three_times(model, torch.optim.ASGD(
+            port.no_weight_decay_groups(model, 0.1), lr=0.05, lambd=1e-2, t0=2.0))
 ''')
 
 
 def test_port_check_exits_0_on_a_trained_asgd(tmp_path, monkeypatch, capsys):
-    from weight_decay.cli import main
-
-    (tmp_path / "asgd_factories.py").write_text(FACTORY, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        assert main(["port-check", "asgd_factories:trained_asgd", "--steps", "10"]) == 0
-    finally:
-        sys.modules.pop("asgd_factories", None)
-    out = capsys.readouterr().out
+    out = optim_checks.port_check_output(tmp_path, monkeypatch, capsys, FACTORY,
+                                         "asgd_factories:trained_asgd")
     assert "state ax body.0.weight" in out and "state eta head.bias" in out
     assert "BEYOND" not in out
 
 
 @pytest.mark.parametrize("option", ["capturable", "differentiable"])
 def test_options_without_a_twin_are_refused(option):
-    model = make_model("mlp")
-    optimizer = torch_optimizer(model, weight_decay=0.1, **{option: True})
-    with pytest.raises(ValueError, match=rf"parameter group 0: {option}=True has no exact "
-                                         rf"optax twin; accepted: {option}=False"):
-        port.optimizer_from_torch(optimizer, model)
+    optim_checks.assert_refused_without_a_twin(partial(torch_optimizer, weight_decay=0.1), option)
 
 
 def test_optax_has_no_namesake_of_asgd():

@@ -29,7 +29,6 @@ gradients:
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from unittest import mock
 
@@ -38,6 +37,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parity_tests import optim_checks
 from parity_tests.port_runs import (
     assert_same_schedule,
     convert,
@@ -57,7 +57,6 @@ from wd_core.tolerances import assert_close
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.optim import _muon as torch_muon_module  # noqa: E402
 from torch.optim import lr_scheduler  # noqa: E402
@@ -362,13 +361,9 @@ def test_port_check_on_a_trained_muon(tmp_path, monkeypatch, capsys):
     from weight_decay.cli import main
     from weight_decay.commands.port_check import run_both
 
-    (tmp_path / "muon_factories.py").write_text(FACTORY, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
+    with optim_checks.factory_module(tmp_path, monkeypatch, "muon_factories", FACTORY):
         code = main(["port-check", "muon_factories:trained_muon", "--steps", "10"])
         model, optimizer = importlib.import_module("muon_factories").trained_muon()
-    finally:
-        sys.modules.pop("muon_factories", None)
     out = capsys.readouterr().out
     assert "state momentum_buffer 2.weight" in out and "param 0.weight" in out
     assert code == 0 and "BEYOND" not in out, out
@@ -393,30 +388,15 @@ NAIVE = {"lr": 0.02, "weight_decay": 0.1, "momentum": 0.95, "nesterov": True,
          "adjust_lr_fn": None}
 
 
-def _relative_error(params, model) -> float:
-    """``||params - torch's|| / ||torch's||`` over all the parameters together."""
-    expected = {n: p.detach().numpy() for n, p in model.named_parameters()}
-    difference = sum(float(np.sum((np.asarray(params[n]) - v) ** 2))
-                     for n, v in expected.items())
-    return float(np.sqrt(difference / sum(float(np.sum(v ** 2)) for v in expected.values())))
-
-
 def port_error(make_tx, steps: int = STEPS, **options) -> float:
-    """The relative error (:func:`_relative_error`) after ``steps`` drawn-gradient steps of
-    ``make_tx(weight_decay) -> tx`` per group (decay on the first) against torch's Muon
-    (bfloat16, its own rule), float64."""
+    """The relative error (``optim_checks.relative_error``) after ``steps`` drawn-gradient
+    steps of ``make_tx(weight_decay) -> tx`` per group (decay on the first, :data:`DECAYED`)
+    against torch's Muon (bfloat16, its own rule), float64."""
     hyper = {**NAIVE, **options}
     weight_decay = hyper.pop("weight_decay")
-    model = make_matrices()
-    grads = drawn_gradients(model, steps)
-    torch_steps(model, torch.optim.Muon(groups(model, weight_decay), **hyper), None, grads)
-    with jax.enable_x64(True):
-        start = port.params_from_torch(make_matrices())
-        labels = {n: "decayed" if n in DECAYED else "undecayed" for n in start}
-        tx = optax.partition({"decayed": make_tx(weight_decay),
-                              "undecayed": make_tx(0.0)}, labels)
-        params, _ = optax_steps(tx, start, tx.init(start), grads)
-    return _relative_error(params, model)
+    return optim_checks.port_error(
+        lambda model: torch.optim.Muon(groups(model, weight_decay), **hyper), make_tx,
+        weight_decay, steps, new_model=make_matrices, decay_mask=decay_mask)
 
 
 def naive_error(steps: int = STEPS, **options) -> float:
@@ -424,15 +404,13 @@ def naive_error(steps: int = STEPS, **options) -> float:
     ns_steps, beta=momentum, eps, weight_decay, nesterov)``) against torch's
     ``Muon(lr=0.02, weight_decay=0.1)`` (its other defaults): relative error of the parameters
     after ``steps`` steps."""
-    hyper = {k: v for k, v in {**NAIVE, **options}.items() if k != "weight_decay"}
     naive = PORTS["torch.optim.Muon"].naive
-    return port_error(lambda wd: naive(**hyper, weight_decay=wd), steps, **options)
+    return port_error(optim_checks.group_tx(naive, {**NAIVE, **options}), steps, **options)
 
 
 def twin_error(steps: int = STEPS, **options) -> float:
     """The same error of the twin (:func:`torch_muon`, bfloat16 as torch)."""
-    hyper = {k: v for k, v in {**NAIVE, **options}.items() if k != "weight_decay"}
-    return port_error(lambda wd: torch_muon(**hyper, weight_decay=wd), steps, **options)
+    return port_error(optim_checks.group_tx(torch_muon, {**NAIVE, **options}), steps, **options)
 
 
 def tolerance_relative(steps: int = STEPS) -> float:

@@ -26,17 +26,17 @@ undecayed) and drawn N(0, 1) gradients, float64 parameters:
 from __future__ import annotations
 
 import contextlib
-import sys
 import textwrap
+from functools import partial
 
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from parity_tests import optim_checks
 from parity_tests.port_runs import (
     MID,
-    check_round_trips,
     convert,
     drawn_gradients,
     optax_steps,
@@ -50,12 +50,9 @@ from parity_tests.test_port_models import (
     one_torch_thread,  # noqa: F401
     torch_state_by_name,
 )
-from wd_core.tolerances import assert_close
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
-import optax  # noqa: E402
-from torch.optim import lr_scheduler  # noqa: E402
 
 from wd_jax import port  # noqa: E402
 from wd_jax.optim import PORTS  # noqa: E402
@@ -64,7 +61,8 @@ from wd_jax.optim.registry import states_of  # noqa: E402
 
 STEPS = 50
 IMPLEMENTATIONS = ({}, {"foreach": False}, {"foreach": True})
-KEYS = ("exp_avg", "exp_avg_sq", "mu_product")
+#: torch's state key -> the field of ``ScaleByTorchNAdamState`` that holds it (the same name)
+FIELDS = {key: key for key in ("exp_avg", "exp_avg_sq", "mu_product")}
 
 
 @contextlib.contextmanager
@@ -79,17 +77,8 @@ def torch_default_dtype(dtype: str):
         torch.set_default_dtype(previous)
 
 
-def torch_optimizer(model, *, weight_decay, implementation=(), **options):
-    """``NAdam`` over the policy's two groups (``weight_decay`` on the first, 0 on the
-    second)."""
-    return torch.optim.NAdam(port.no_weight_decay_groups(model, weight_decay),
-                             **dict(implementation), **options)
-
-
-def optax_run(tx, model, grads):
-    """``len(grads)`` steps of ``tx`` from ``model``'s parameters: ``(params, state)``."""
-    params = port.params_from_torch(model)
-    return optax_steps(tx, params, tx.init(params), grads)
+#: ``NAdam`` over the policy's two groups (``weight_decay`` on the first, 0 on the second)
+torch_optimizer = partial(optim_checks.two_group_optimizer, torch.optim.NAdam)
 
 
 ARGS = st.fixed_dictionaries({
@@ -117,28 +106,16 @@ def test_builder_matches_torch_nadam_params_and_state(args):
     args = dict(args)
     implementation = IMPLEMENTATIONS[args.pop("implementation")]
     scalar_dtype = args.pop("scalar_dtype")
-    model = make_model("mlp")
-    grads = drawn_gradients(model, STEPS)
-    with torch_default_dtype(scalar_dtype):
-        optimizer = torch_optimizer(model, implementation=implementation, **args)
-        torch_steps(model, optimizer, None, grads)
-    with jax.enable_x64(True):
-        start = make_model("mlp")
-        tx = torch_nadam(**args, mask=port.decay_mask(port.params_from_torch(start)),
-                         mu_product_dtype=scalar_dtype)
-        params, state = optax_run(tx, start, grads)
+    with torch_default_dtype(scalar_dtype):  # torch's steps make mu_product in it
+        model, optimizer, params, state = optim_checks.builder_run(
+            partial(torch_optimizer, implementation=implementation, **args),
+            partial(torch_nadam, **args, mu_product_dtype=scalar_dtype), op_by_op=False)
     (nadam,) = states_of(state, ScaleByTorchNAdamState)
     assert int(nadam.step) == STEPS
+    optim_checks.assert_params_and_state_fields(params, nadam, model, optimizer, FIELDS, STEPS)
     for name, p in model.named_parameters():
-        assert_close(params[name], p.detach().numpy(), "float64", err_msg=f"param {name}")
-        torch_state = optimizer.state[p]
-        assert sorted(torch_state) == sorted((*KEYS, "step"))
-        assert float(torch_state["step"]) == STEPS
-        assert str(torch_state["mu_product"].dtype) == f"torch.{scalar_dtype}"
+        assert str(optimizer.state[p]["mu_product"].dtype) == f"torch.{scalar_dtype}"
         assert nadam.mu_product[name].dtype == scalar_dtype
-        for key in KEYS:
-            assert_close(getattr(nadam, key)[name], torch_state[key].numpy(), "float64",
-                         err_msg=f"state {key} of {name}")
 
 
 @pytest.mark.parametrize(("options", "scheduled"), [
@@ -152,15 +129,9 @@ def test_the_port_round_trips_nadam(options, scheduled):
     ``load_state_dict`` keeps ``mu_product``'s dtype: see the next test); OneCycleLR drives
     the lr (and the decoupled decay with it) and cycles beta1, which enters the momentum
     schedule, through the injected transform."""
-    def make():
-        model = make_model("mlp")
-        optimizer = torch_optimizer(model, **options)
-        scheduler = (lr_scheduler.OneCycleLR(optimizer, max_lr=0.02, total_steps=STEPS + 1)
-                     if scheduled else None)
-        return model, optimizer, scheduler
-
     with torch_default_dtype("float64"):
-        check_round_trips(make)
+        optim_checks.check_two_group_round_trips(partial(torch_optimizer, **options),
+                                                 optim_checks.one_cycle if scheduled else None)
 
 
 def test_the_port_keeps_torchs_float32_mu_product():
@@ -219,6 +190,7 @@ def test_the_port_keeps_torchs_float32_mu_product():
 FACTORY = textwrap.dedent('''
     import torch
 
+    from parity_tests.optim_checks import stepped_three_times
     from parity_tests.test_port_models import make_model
     from wd_jax import port
 
@@ -227,36 +199,20 @@ FACTORY = textwrap.dedent('''
         """NAdam with decoupled decay over two groups (decay on the first), stepped three
         times: its mu_product is float32, torch's scalar dtype."""
         model = make_model("mlp")
-        optimizer = torch.optim.NAdam(port.no_weight_decay_groups(model, 0.1), lr=0.01,
-                                      decoupled_weight_decay=True)
-        for step in range(3):
-            for p in model.parameters():
-                p.grad = torch.full_like(p, 0.5 - step)
-            optimizer.step()
-        return model, optimizer
+        return stepped_three_times(model, torch.optim.NAdam(
+            port.no_weight_decay_groups(model, 0.1), lr=0.01, decoupled_weight_decay=True))
 ''')
 
 
 def test_port_check_exits_0_on_a_trained_nadam(tmp_path, monkeypatch, capsys):
-    from weight_decay.cli import main
-
-    (tmp_path / "nadam_factories.py").write_text(FACTORY, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        assert main(["port-check", "nadam_factories:trained_nadam", "--steps", "10"]) == 0
-    finally:
-        sys.modules.pop("nadam_factories", None)
-    out = capsys.readouterr().out
+    out = optim_checks.port_check_output(tmp_path, monkeypatch, capsys, FACTORY,
+                                         "nadam_factories:trained_nadam")
     assert "state mu_product body.0.weight" in out and "BEYOND" not in out
 
 
 @pytest.mark.parametrize("option", ["capturable", "differentiable"])
 def test_options_without_a_twin_are_refused(option):
-    model = make_model("mlp")
-    optimizer = torch_optimizer(model, weight_decay=0.1, **{option: True})
-    with pytest.raises(ValueError, match=rf"parameter group 0: {option}=True has no exact "
-                                         rf"optax twin; accepted: {option}=False"):
-        port.optimizer_from_torch(optimizer, model)
+    optim_checks.assert_refused_without_a_twin(partial(torch_optimizer, weight_decay=0.1), option)
 
 
 # ---- optax's namesake ----------------------------------------------------------------------
@@ -265,32 +221,14 @@ NAIVE = {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1,
          "momentum_decay": 4e-3, "maximize": False}
 
 
-def _relative_error(params, model) -> float:
-    """``||params - torch's|| / ||torch's||`` over all the parameters together."""
-    expected = {n: p.detach().numpy() for n, p in model.named_parameters()}
-    difference = sum(float(np.sum((np.asarray(params[n]) - v) ** 2))
-                     for n, v in expected.items())
-    return float(np.sqrt(difference / sum(float(np.sum(v ** 2)) for v in expected.values())))
-
-
 def port_error(make_tx, steps: int = STEPS, decoupled_weight_decay: bool = False) -> float:
-    """The relative error (:func:`_relative_error`) after ``steps`` drawn-gradient steps of
-    ``make_tx(weight_decay) -> tx`` per group (the policy's two groups, decay on the first)
-    against torch's ``NAdam(**NAIVE, decoupled_weight_decay=...)`` (torch's default dtype, so
-    a float32 ``mu_product``), float64 parameters."""
-    model = make_model("mlp")
-    grads = drawn_gradients(model, steps)
-    torch_steps(model, torch_optimizer(model, **NAIVE,
-                                       decoupled_weight_decay=decoupled_weight_decay),
-                None, grads)
-    with jax.enable_x64(True):
-        start = make_model("mlp")
-        labels = {n: "decayed" if decays else "undecayed"
-                  for n, decays in port.decay_mask(port.params_from_torch(start)).items()}
-        tx = optax.partition({"decayed": make_tx(NAIVE["weight_decay"]),
-                              "undecayed": make_tx(0.0)}, labels)
-        params, _ = optax_run(tx, start, grads)
-    return _relative_error(params, model)
+    """The relative error (``optim_checks.relative_error``) after ``steps`` drawn-gradient
+    steps of ``make_tx(weight_decay) -> tx`` per group (the policy's two groups, decay on the
+    first) against torch's ``NAdam(**NAIVE, decoupled_weight_decay=...)`` (torch's default
+    dtype, so a float32 ``mu_product``), float64 parameters."""
+    return optim_checks.port_error(
+        partial(torch_optimizer, **NAIVE, decoupled_weight_decay=decoupled_weight_decay),
+        make_tx, NAIVE["weight_decay"], steps)
 
 
 def naive_error(steps: int = STEPS, decoupled_weight_decay: bool = False) -> float:
@@ -299,9 +237,8 @@ def naive_error(steps: int = STEPS, decoupled_weight_decay: bool = False) -> flo
     ``NAdam(lr=0.01, weight_decay=0.1)``: relative error of the parameters after ``steps``
     steps."""
     naive = PORTS["torch.optim.NAdam"].naive
-    hyper = {k: v for k, v in NAIVE.items() if k != "weight_decay"}
-    return port_error(lambda wd: naive(**hyper, weight_decay=wd,
-                                       decoupled_weight_decay=decoupled_weight_decay),
+    return port_error(optim_checks.group_tx(naive, NAIVE,
+                                            decoupled_weight_decay=decoupled_weight_decay),
                       steps, decoupled_weight_decay)
 
 
@@ -309,10 +246,9 @@ def twin_error(steps: int = STEPS, decoupled_weight_decay: bool = False,
                mu_product_dtype: str = "float32") -> float:
     """The same error of the exact twin (the builder), for the docs' table; with
     ``mu_product_dtype="float64"`` the error of a twin that ignores torch's scalar dtype."""
-    hyper = {k: v for k, v in NAIVE.items() if k != "weight_decay"}
-    return port_error(lambda wd: torch_nadam(**hyper, weight_decay=wd,
-                                             decoupled_weight_decay=decoupled_weight_decay,
-                                             mu_product_dtype=mu_product_dtype),
+    return port_error(optim_checks.group_tx(torch_nadam, NAIVE,
+                                            decoupled_weight_decay=decoupled_weight_decay,
+                                            mu_product_dtype=mu_product_dtype),
                       steps, decoupled_weight_decay)
 
 

@@ -20,22 +20,17 @@ has no decay to tell them apart) and drawn N(0, 1) gradients, float64:
 from __future__ import annotations
 
 import inspect
-import sys
 import textwrap
+from functools import partial
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parity_tests.port_runs import check_round_trips, drawn_gradients, optax_steps, torch_steps
-from parity_tests.test_port_models import (  # noqa: F401
-    OptaxRun,
-    assert_same_states,
-    make_model,
-    one_torch_thread,
-    torch_state_by_name,
-)
+from parity_tests import optim_checks
+from parity_tests.port_runs import drawn_gradients, optax_steps, torch_steps
+from parity_tests.test_port_models import make_model, one_torch_thread  # noqa: F401
 from wd_core.tolerances import assert_close
 
 torch = pytest.importorskip("torch")
@@ -68,8 +63,9 @@ def torch_optimizer(model, *, second=None, implementation=(), **options):
     return torch.optim.Rprop(two_groups(model, {}, second), **dict(implementation), **options)
 
 
-def labels(params) -> dict[str, str]:
-    return {n: "first" if first else "second" for n, first in port.decay_mask(params).items()}
+def labels(mask) -> dict[str, str]:
+    """The policy's split (its decay ``mask``) as the labels of an optax partition."""
+    return {n: "first" if first else "second" for n, first in mask.items()}
 
 
 def optax_state_by_name(state) -> dict[str, dict[str, np.ndarray]]:
@@ -106,20 +102,12 @@ def test_builder_matches_torch_rprop_params_and_state(args):
     implementation = IMPLEMENTATIONS[args.pop("implementation")]
     second = {**args, **args.pop("second")}
     del second["second"]
-    model = make_model("mlp")
-    grads = drawn_gradients(model, STEPS)
-    optimizer = torch_optimizer(model, second=second, implementation=implementation, **args)
-    torch_steps(model, optimizer, None, grads)
-    with jax.enable_x64(True):
-        start = port.params_from_torch(make_model("mlp"))
-        tx = optax.partition({"first": torch_rprop(**args, **dict(implementation)),
-                              "second": torch_rprop(**second)}, labels(start))
-        # op by op (OptaxRun): compiling the chain would cost a compile per drawn example
-        params, state = OptaxRun("mlp", tx).run(start, tx.init(start), grads=grads)
-    for name, p in model.named_parameters():
-        assert_close(params[name], p.detach().numpy(), "float64", err_msg=f"param {name}")
-    assert_same_states(optax_state_by_name(state), torch_state_by_name(optimizer, model),
-                       "torch_rprop")
+    model, optimizer, params, state = optim_checks.builder_run(
+        partial(torch_optimizer, second=second, implementation=implementation, **args),
+        lambda mask: optax.partition({"first": torch_rprop(**args, **dict(implementation)),
+                                      "second": torch_rprop(**second)}, labels(mask)))
+    optim_checks.assert_same_params_and_states(params, optax_state_by_name(state), model, optimizer,
+                                               "torch_rprop")
 
 
 def test_an_initial_lr_outside_the_step_sizes_is_clamped_at_the_first_step():
@@ -148,14 +136,9 @@ def test_an_initial_lr_outside_the_step_sizes_is_clamped_at_the_first_step():
 def test_the_port_round_trips_rprop(options, scheduled):
     """optimizer_from_torch / state_from_torch / state_to_torch, both ways, key by key; a
     scheduler's lr sets the initial sizes (its value at the first step) and nothing else."""
-    def make():
-        model = make_model("mlp")
-        optimizer = torch_optimizer(model, **options)
-        scheduler = (lr_scheduler.LinearLR(optimizer, start_factor=0.5, total_iters=5)
-                     if scheduled else None)
-        return model, optimizer, scheduler
-
-    check_round_trips(make)
+    optim_checks.check_two_group_round_trips(
+        partial(torch_optimizer, **options),
+        partial(lr_scheduler.LinearLR, start_factor=0.5, total_iters=5) if scheduled else None)
 
 
 def test_rprop_has_no_weight_decay_and_a_decay_key_is_ignored_as_torch_ignores_it():
@@ -166,16 +149,15 @@ def test_rprop_has_no_weight_decay_and_a_decay_key_is_ignored_as_torch_ignores_i
     assert "weight_decay" not in torch.optim.Rprop(model.parameters()).defaults
     assert "weight_decay" not in inspect.signature(torch_rprop).parameters
 
-    def make():
-        model = make_model("mlp")
-        return model, torch.optim.Rprop(port.no_weight_decay_groups(model, 0.5)), None
-
-    check_round_trips(make, steps=10, mid=3)
+    optim_checks.check_two_group_round_trips(
+        lambda model: torch.optim.Rprop(port.no_weight_decay_groups(model, 0.5)),
+        steps=10, mid=3)
 
 
 FACTORY = textwrap.dedent('''
     import torch
 
+    from parity_tests.optim_checks import stepped_three_times
     from parity_tests.test_port_models import make_model
     from wd_jax import port
 
@@ -185,36 +167,20 @@ FACTORY = textwrap.dedent('''
         model = make_model("mlp")
         groups = port.no_weight_decay_groups(model, 0.0)
         groups[1]["lr"] = 0.03
-        optimizer = torch.optim.Rprop(groups, lr=0.01, etas=(0.4, 1.3))
-        for step in range(3):
-            for p in model.parameters():
-                p.grad = torch.full_like(p, 0.5 - step)
-            optimizer.step()
-        return model, optimizer
+        return stepped_three_times(model, torch.optim.Rprop(groups, lr=0.01, etas=(0.4, 1.3)))
 ''')
 
 
 def test_port_check_exits_0_on_a_trained_rprop(tmp_path, monkeypatch, capsys):
-    from weight_decay.cli import main
-
-    (tmp_path / "rprop_factories.py").write_text(FACTORY, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        assert main(["port-check", "rprop_factories:trained_rprop", "--steps", "10"]) == 0
-    finally:
-        sys.modules.pop("rprop_factories", None)
-    out = capsys.readouterr().out
+    out = optim_checks.port_check_output(tmp_path, monkeypatch, capsys, FACTORY,
+                                         "rprop_factories:trained_rprop")
     assert "state step_size body.0.weight" in out and "state prev head.bias" in out
     assert "BEYOND" not in out
 
 
 @pytest.mark.parametrize("option", ["capturable", "differentiable"])
 def test_options_without_a_twin_are_refused(option):
-    model = make_model("mlp")
-    optimizer = torch_optimizer(model, **{option: True})
-    with pytest.raises(ValueError, match=rf"parameter group 0: {option}=True has no exact "
-                                         rf"optax twin; accepted: {option}=False"):
-        port.optimizer_from_torch(optimizer, model)
+    optim_checks.assert_refused_without_a_twin(torch_optimizer, option)
 
 
 # ---- optax's namesake ----------------------------------------------------------------------
@@ -222,27 +188,13 @@ def test_options_without_a_twin_are_refused(option):
 NAIVE = {"lr": 1e-2, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50.0), "maximize": False}
 
 
-def _relative_error(params, model) -> float:
-    """``||params - torch's|| / ||torch's||`` over all the parameters together."""
-    expected = {n: p.detach().numpy() for n, p in model.named_parameters()}
-    difference = sum(float(np.sum((np.asarray(params[n]) - v) ** 2))
-                     for n, v in expected.items())
-    return float(np.sqrt(difference / sum(float(np.sum(v ** 2)) for v in expected.values())))
-
-
 def port_error(make_tx, steps: int = STEPS, **options) -> float:
-    """The relative error (:func:`_relative_error`) after ``steps`` drawn-gradient steps of
-    ``make_tx(**hyper-parameters) -> tx`` on both groups (torch's defaults, one lr: Rprop has
-    no decay to set apart) against torch's Rprop, float64."""
+    """The relative error (``optim_checks.relative_error``) after ``steps`` drawn-gradient
+    steps of ``make_tx(**hyper-parameters) -> tx`` on both groups (torch's defaults, one lr:
+    Rprop has no decay to set apart) against torch's Rprop, float64."""
     hyper = {**NAIVE, **options}
-    model = make_model("mlp")
-    grads = drawn_gradients(model, steps)
-    torch_steps(model, torch_optimizer(model, second={}, **hyper), None, grads)
-    with jax.enable_x64(True):
-        start = port.params_from_torch(make_model("mlp"))
-        tx = make_tx(**hyper)
-        params, _ = optax_steps(tx, start, tx.init(start), grads)
-    return _relative_error(params, model)
+    return optim_checks.relative_error_after(partial(torch_optimizer, second={}, **hyper),
+                                             lambda start: make_tx(**hyper), steps)
 
 
 def naive_error(steps: int = STEPS, **options) -> float:
