@@ -22,7 +22,9 @@ import math
 import numpy as np
 
 from parity_tests.test_port_models import (
-    assert_same_params,
+    assert_same_params as _same_params,
+)
+from parity_tests.test_port_models import (
     assert_same_states,
     torch_state_by_name,
 )
@@ -149,8 +151,12 @@ def torch_params(model) -> dict:
     return {n: p.detach().numpy() for n, p in model.named_parameters()}
 
 
-def check_round_trips(make, steps: int = STEPS, mid: int = MID) -> None:
-    """The three trips of the module docstring for the set-up ``make()`` builds."""
+def check_round_trips(make, steps: int = STEPS, mid: int = MID, judge_params=None) -> None:
+    """The three trips of the module docstring for the set-up ``make()`` builds.
+
+    ``judge_params(params, model, what)``: how the parameters are judged against torch's
+    (``model``'s); default float64's 1e-12 (Muon passes its derived bfloat16 tolerance). The
+    state and the scheduler's position are always judged to 1e-12."""
     import jax
 
     from wd_jax import port
@@ -159,6 +165,7 @@ def check_round_trips(make, steps: int = STEPS, mid: int = MID) -> None:
     grads = drawn_gradients(model, steps)
     torch_steps(model, optimizer, scheduler, grads)
     expected_state = torch_states(optimizer, model)
+    assert_same_params = judge_params or _same_params
 
     with jax.enable_x64(True):
         # 1. optax from the start

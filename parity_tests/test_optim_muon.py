@@ -39,11 +39,8 @@ from hypothesis import strategies as st
 
 from parity_tests import optim_checks
 from parity_tests.port_runs import (
-    assert_same_schedule,
-    convert,
+    check_round_trips,
     drawn_gradients,
-    optax_steps,
-    torch_params,
     torch_steps,
 )
 from parity_tests.test_port_models import (  # noqa: F401
@@ -255,49 +252,10 @@ def check_round_trips_within_muon_tolerance(make, lr: float, adjust_lr_fn=None,
     """``parity_tests.port_runs.check_round_trips`` with the parameters judged by Muon's
     tolerance (``lr``: the largest lr of the run) instead of 1e-12; the state (the momentum
     buffers) and the scheduler's position still to 1e-12."""
-    model, optimizer, scheduler = make()
-    grads = drawn_gradients(model, steps)
-    torch_steps(model, optimizer, scheduler, grads)
-    expected_state = torch_state_by_name(optimizer, model)
-
-    def judge(params, what):
+    def judge(params, model, what):
         assert_within_muon_tolerance(params, model, steps, lr, adjust_lr_fn, what)
 
-    with jax.enable_x64(True):
-        # 1. optax from the start
-        m0, o0, s0 = make()
-        params, tx, state = convert(m0, o0, s0, steps)
-        params_mid, state_mid = optax_steps(tx, params, state, grads[:mid])
-        params_end, state_end = optax_steps(tx, params_mid, state_mid, grads[mid:])
-        judge(params_end, f"optax {steps}")
-        assert_same_states(port.torch_named_state(state_end, o0, m0), expected_state,
-                           f"optax {steps}")
-
-        # 2. torch `mid` steps, converted there, the rest in optax
-        m1, o1, s1 = make()
-        torch_steps(m1, o1, s1, grads[:mid])
-        params, tx_mid, state = convert(m1, o1, s1, steps - mid)
-        params, state = optax_steps(tx_mid, params, state, grads[mid:])
-        what = f"torch {mid} + optax {steps - mid}"
-        judge(params, what)
-        assert_same_states(port.torch_named_state(state, o1, m1), expected_state, what)
-        port.state_to_torch(state, tx_mid, o1, m1, scheduler=s1)
-        assert_same_schedule(o1, s1, optimizer, scheduler, f"{what}, written back")
-
-    # 3. optax `mid` steps, back to a fresh torch set-up, the rest in torch
-    m2, o2, s2 = make()
-    t_model, t_optimizer, t_scheduler = make()
-    torch_steps(t_model, t_optimizer, t_scheduler, grads[:mid])
-    port.params_to_torch(params_mid, m2)
-    port.state_to_torch(state_mid, tx, o2, m2, scheduler=s2)
-    assert_same_schedule(o2, s2, t_optimizer, t_scheduler, f"optax {mid}, written back")
-    assert_same_states(torch_state_by_name(o2, m2), torch_state_by_name(t_optimizer, t_model),
-                       f"optax {mid}, written back")
-    torch_steps(m2, o2, s2, grads[mid:])
-    what = f"optax {mid} + torch {steps - mid}"
-    judge(torch_params(m2), what)
-    assert_same_states(torch_state_by_name(o2, m2), expected_state, what)
-    assert_same_schedule(o2, s2, optimizer, scheduler, what)
+    check_round_trips(make, steps, mid, judge_params=judge)
 
 
 @pytest.mark.parametrize(("options", "scheduler"), [
