@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from wd_core.errors import InputError, InputTypeError
-from wd_jax.port import _check_module, _from_numpy, _numpy_dtype, _to_numpy
+from wd_core.errors import InputError
+from wd_jax.port import _check_module, _checked_arrays, _from_numpy, _to_numpy
 
 
 def _entries(module, torch, *, keep_vars: bool) -> dict:
@@ -87,32 +86,16 @@ def state_dict_to_torch(arrays, module) -> None:
     ``InputTypeError`` when ``module`` is not a ``torch.nn.Module`` or ``arrays`` not a dict.
     """
     torch = _check_module(module)
-    if not isinstance(arrays, dict):
-        raise InputTypeError(f"arrays must be a dict {{name: array}}, got "
-                             f"{type(arrays).__name__}")
     targets = _entries(module, torch, keep_vars=True)
-    missing = [n for n in targets if n not in arrays]
-    extra = [n for n in arrays if n not in targets]
-    if missing or extra:
-        raise InputError(
-            f"arrays do not match the module's state_dict(): missing {missing}, "
-            f"not in the module {extra}"
-        )
-    values, first_name = {}, {}
+    values = _checked_arrays(arrays, targets, argument="arrays", listing="state_dict()",
+                            entry="state_dict entry")
+    first_name = {}
     for name, tensor in targets.items():
-        array = np.asarray(arrays[name])
-        expected = _numpy_dtype(tensor.dtype)
-        if array.shape != tuple(tensor.shape):
-            raise InputError(f"arrays[{name!r}] has shape {array.shape}; the module's "
-                             f"state_dict entry has {tuple(tensor.shape)}")
-        if array.dtype != expected:
-            raise InputError(f"arrays[{name!r}] has dtype {array.dtype}; the module's "
-                             f"state_dict entry has {expected}")
+        array = values[name]
         tied = first_name.setdefault(id(tensor), name)
         if tied != name and values[tied].tobytes() != array.tobytes():
             raise InputError(f"arrays[{name!r}] and arrays[{tied!r}] differ but name one "
                              f"tensor of the module (tied weights); give them equal values")
-        values[name] = array
     with torch.no_grad():
         for name, tensor in targets.items():
             tensor.copy_(_from_numpy(values[name], tensor))

@@ -142,30 +142,41 @@ def params_to_torch(params, module) -> None:
     copied then).
     """
     torch = _check_module(module)
-    if not isinstance(params, dict):
-        raise InputTypeError(f"params must be a dict {{name: array}}, got {type(params).__name__}")
     targets = dict(module.named_parameters())
-    missing = [n for n in targets if n not in params]
-    extra = [n for n in params if n not in targets]
-    if missing or extra:
-        raise InputError(
-            f"params do not match the module's named_parameters(): missing {missing}, "
-            f"not in the module {extra}"
-        )
-    arrays = {}
-    for name, param in targets.items():
-        array = np.asarray(params[name])
-        expected = _numpy_dtype(param.dtype)
-        if array.shape != tuple(param.shape):
-            raise InputError(f"params[{name!r}] has shape {array.shape}; the module's "
-                             f"parameter has {tuple(param.shape)}")
-        if array.dtype != expected:
-            raise InputError(f"params[{name!r}] has dtype {array.dtype}; the module's "
-                             f"parameter has {expected}")
-        arrays[name] = array
+    arrays = _checked_arrays(params, targets, argument="params", listing="named_parameters()",
+                            entry="parameter")
     with torch.no_grad():
         for name, param in targets.items():
             param.copy_(_from_numpy(arrays[name], param))
+
+
+def _checked_arrays(given, targets: dict, *, argument: str, listing: str,
+                   entry: str) -> dict[str, np.ndarray]:
+    """``{name: numpy array}`` of ``given`` for each of ``targets`` (``{name: tensor}``),
+    checked before anything is copied: a dict with exactly the targets' names, each array of
+    its tensor's shape and dtype. ``InputTypeError`` / ``InputError`` naming the mismatch
+    otherwise; ``argument`` (``"params"``), ``listing`` (``"named_parameters()"``) and
+    ``entry`` (``"parameter"``) say what the message names."""
+    if not isinstance(given, dict):
+        raise InputTypeError(f"{argument} must be a dict {{name: array}}, got "
+                             f"{type(given).__name__}")
+    missing = [n for n in targets if n not in given]
+    extra = [n for n in given if n not in targets]
+    if missing or extra:
+        raise InputError(f"{argument} do not match the module's {listing}: missing {missing}, "
+                         f"not in the module {extra}")
+    arrays = {}
+    for name, tensor in targets.items():
+        array = np.asarray(given[name])
+        expected = _numpy_dtype(tensor.dtype)
+        if array.shape != tuple(tensor.shape):
+            raise InputError(f"{argument}[{name!r}] has shape {array.shape}; the module's "
+                             f"{entry} has {tuple(tensor.shape)}")
+        if array.dtype != expected:
+            raise InputError(f"{argument}[{name!r}] has dtype {array.dtype}; the module's "
+                             f"{entry} has {expected}")
+        arrays[name] = array
+    return arrays
 
 
 def _numpy_dtype(torch_dtype) -> np.dtype:
