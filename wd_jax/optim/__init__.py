@@ -25,12 +25,16 @@ torch                                      optax (what the builder returns)
 a parameter whose ``.grad`` is ``None``    ``optax.selective_transform(tx, freeze_mask=...)``
 =========================================  ===============================================
 
-Only one transform is written here by hand, :func:`torch_momentum`: torch's momentum with
+The SGD family writes one transform by hand, :func:`torch_momentum`: torch's momentum with
 ``dampening != 0`` starts its buffer at the first gradient *undamped* (``buf_1 = g_1``, then
 ``buf_t = mu*buf_{t-1} + (1 - dampening)*g_t``); optax has no dampening, and ``optax.ema``
 ties the damping to the decay (``1 - mu``) and, debiased, rescales every step. With
 ``dampening == 0`` ``optax.trace`` is exactly torch's momentum (its zero-initialised trace
-gives ``buf_1 = g_1 + mu*0 = g_1``) and is used.
+gives ``buf_1 = g_1 + mu*0 = g_1``) and is used. The rest of the catalogue
+(:func:`torch_rmsprop`, :func:`torch_adagrad`, :func:`torch_adadelta`, :func:`torch_adamax`,
+:func:`torch_nadam`, :func:`torch_radam`, :func:`torch_adafactor`, :func:`torch_asgd`,
+:func:`torch_rprop`, :func:`torch_muon`) lives in its own modules, each saying which of its
+transforms are optax's and which are written by hand, and why (docs/optimizers.md).
 
 Learning rates may be optax schedules; see :func:`torch_step_lr`,
 :func:`torch_cosine_annealing_lr` and :func:`per_epoch` for torch's schedulers, and
@@ -53,9 +57,18 @@ import optax
 
 from wd_core.optimizers import OptimizerSpec
 from wd_jax.clipping import torch_clip_grad_norm, torch_clip_grad_value
-from wd_jax.optim.adam import torch_adam
-from wd_jax.optim.adamw import torch_adamw
+from wd_jax.optim.adadelta import torch_adadelta
+from wd_jax.optim.adafactor import torch_adafactor
+from wd_jax.optim.adagrad import torch_adagrad
+from wd_jax.optim.adam import torch_adam, torch_adamw
+from wd_jax.optim.adamax import torch_adamax
+from wd_jax.optim.asgd import torch_asgd
+from wd_jax.optim.muon import torch_muon
+from wd_jax.optim.nadam import torch_nadam
+from wd_jax.optim.radam import torch_radam
 from wd_jax.optim.registry import TorchOptimizer
+from wd_jax.optim.rmsprop import torch_rmsprop
+from wd_jax.optim.rprop import torch_rprop
 from wd_jax.optim.schedules import per_epoch, torch_cosine_annealing_lr, torch_step_lr
 from wd_jax.optim.sgd import sgdw, torch_sgd
 from wd_jax.optim.transforms import (
@@ -67,8 +80,10 @@ from wd_jax.optim.transforms import (
 
 __all__ = ["BUILDERS", "PORTS", "REFUSED", "TorchMomentumState", "TorchOptimizer",
            "build_optimizer", "learning_rate", "momentum_direction", "per_epoch", "sgdw",
-           "torch_adam", "torch_adamw", "torch_clip_grad_norm", "torch_clip_grad_value",
-           "torch_cosine_annealing_lr", "torch_momentum", "torch_sgd", "torch_state",
+           "torch_adadelta", "torch_adafactor", "torch_adagrad", "torch_adam", "torch_adamax",
+           "torch_adamw", "torch_asgd", "torch_clip_grad_norm", "torch_clip_grad_value",
+           "torch_cosine_annealing_lr", "torch_momentum", "torch_muon", "torch_nadam",
+           "torch_radam", "torch_rmsprop", "torch_rprop", "torch_sgd", "torch_state",
            "torch_step_lr"]
 
 BUILDERS = {"sgd": torch_sgd, "sgdw": sgdw, "adam": torch_adam, "adamw": torch_adamw}
