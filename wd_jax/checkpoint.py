@@ -20,10 +20,9 @@ functions, so ``import wd_jax.checkpoint`` works without it. Tests:
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from wd_core.errors import InputError
-from wd_jax.port import _check_module, _checked_arrays, _from_numpy, _to_numpy
+from wd_jax.port import _check_module, _checked_arrays, _from_numpy, _jax_arrays
 
 
 def _entries(module, torch, *, keep_vars: bool) -> dict:
@@ -57,17 +56,7 @@ def state_dict_from_torch(module) -> dict[str, jax.Array]:
     ``torch.nn.Module``; ``InputError`` for a non-tensor entry (extra state).
     """
     torch = _check_module(module)
-    arrays = {}
-    for name, tensor in _entries(module, torch, keep_vars=False).items():
-        array = _to_numpy(tensor)
-        arrays[name] = jnp.asarray(array)
-        if arrays[name].dtype != array.dtype:
-            raise InputError(
-                f"state_dict entry {name!r} is {array.dtype} but JAX made it "
-                f"{arrays[name].dtype} (x64 mode is off); call inside "
-                f"`with jax.enable_x64(True):`"
-            )
-    return arrays
+    return _jax_arrays(_entries(module, torch, keep_vars=False), "state_dict entry")
 
 
 def state_dict_to_torch(arrays, module) -> None:

@@ -121,16 +121,23 @@ def params_from_torch(module) -> dict[str, jax.Array]:
     (``with jax.enable_x64(True):``); ``InputError`` otherwise, rather than a silent cast.
     """
     _check_module(module)
-    params = {}
-    for name, param in module.named_parameters():
-        array = _to_numpy(param)
-        params[name] = jnp.asarray(array)
-        if params[name].dtype != array.dtype:
+    return _jax_arrays(dict(module.named_parameters()), "parameter")
+
+
+def _jax_arrays(tensors: dict, entry: str) -> dict[str, jax.Array]:
+    """``{name: jax.Array}`` of ``tensors`` (``{name: tensor}``), shape and dtype kept;
+    ``InputError`` naming the ``entry`` (``"parameter"``) that JAX would cast (a float64 or
+    int64 tensor with x64 mode off), rather than a silent cast."""
+    arrays = {}
+    for name, tensor in tensors.items():
+        array = _to_numpy(tensor)
+        arrays[name] = jnp.asarray(array)
+        if arrays[name].dtype != array.dtype:
             raise InputError(
-                f"parameter {name!r} is {array.dtype} but JAX made it {params[name].dtype} "
+                f"{entry} {name!r} is {array.dtype} but JAX made it {arrays[name].dtype} "
                 f"(x64 mode is off); call inside `with jax.enable_x64(True):`"
             )
-    return params
+    return arrays
 
 
 def params_to_torch(params, module) -> None:

@@ -190,6 +190,7 @@ ASGD = TorchOptimizer(
     implementation=(),  # foreach changes the rounding of eta: it is an option here
     accepted={"capturable": False, "differentiable": False},
     cycled=None,
+    adaptive=False,
     naive=None,  # optax has no averaged SGD
 )
 PORTS = (ASGD,)

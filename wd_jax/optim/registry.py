@@ -44,12 +44,15 @@ class TorchOptimizer:
     mathematics whatever its value) or ``accepted`` (option -> the one value the port takes,
     e.g. ``capturable: False``). ``build(**options)`` returns the group's optax chain.
     ``cycled``: the option a momentum-cycling scheduler sets (``"momentum"`` or
-    ``"betas"``), ``None`` when it cannot. ``naive(**options)``: optax's same-named optimizer
-    built from torch's hyper-parameters, as a user porting by name would (measured against
-    torch in docs/optimizers.md), ``None`` where optax has no namesake. ``read_state`` /
-    ``write_state`` replace the declarative ``state`` / ``step`` mapping where it is not
-    enough (their signatures: ``read_state(group_state, group, torch_states)`` ->
-    group_state, ``write_state(group_state, group)`` -> ``{name: {key: array}}``).
+    ``"betas"``), ``None`` when it cannot. ``adaptive``: the rule divides by a root of
+    small running moments, which amplifies float32 rounding (port-check then judges float32
+    by the Adam entry of the tolerance table); False for SGD-like rules.
+    ``naive(**options)``: optax's same-named optimizer built from torch's hyper-parameters,
+    as a user porting by name would (measured against torch in docs/optimizers.md), ``None``
+    where optax has no namesake. ``read_state`` / ``write_state`` replace the declarative
+    ``state`` / ``step`` mapping where it is not enough (their signatures:
+    ``read_state(group_state, group, torch_states)`` -> group_state,
+    ``write_state(group_state, group)`` -> ``{name: {key: array}}``).
     ``parameter_tolerance(steps, options, shape)``: an absolute bound on a parameter's
     difference from torch's after ``steps`` optimizer steps, given its group's options (the
     builder's keyword options, ``lr`` included) and the parameter's shape, for an optimizer
@@ -65,6 +68,7 @@ class TorchOptimizer:
     accepted: dict = field(default_factory=lambda: {"capturable": False,
                                                     "differentiable": False})
     cycled: str | None = None
+    adaptive: bool = True
     naive: Callable[..., optax.GradientTransformation] | None = None
     read_state: Callable | None = None
     write_state: Callable | None = None

@@ -112,7 +112,7 @@ def _write_state(group_state, group):
 
 OPTIONS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
 SGD = TorchOptimizer("torch.optim.SGD", OPTIONS, torch_sgd, cycled="momentum",
-                     read_state=_read_state, write_state=_write_state)
+                     adaptive=False, read_state=_read_state, write_state=_write_state)
 SGDW = TorchOptimizer("wd_torch.optim.SGDW", OPTIONS, sgdw, cycled="momentum",
-                      read_state=_read_state, write_state=_write_state)
+                      adaptive=False, read_state=_read_state, write_state=_write_state)
 PORTS = (SGD, SGDW)

@@ -272,13 +272,12 @@ def _numpy(tensor) -> np.ndarray:
 def execute(args) -> int:
     load_backend("torch")
     load_backend("jax")
+    from wd_jax import port
     from wd_jax.device import numerics
 
     module, optimizer, scheduler = call_factory(load_factory(args.factory), args.factory)
     dtypes = dtype_names(module)
-    # Adaptive optimizers divide by a root of small second moments, which amplifies float32
-    # rounding: they take the Adam entry of the table; plain SGD-like rules the float32 one.
-    adam = type(optimizer).__name__ not in ("SGD", "SGDW", "ASGD")
+    adam = port._optimizer_port(optimizer).adaptive  # float32: the Adam entry of the table
     kinds = {n: run_kind(d, adam=adam) for n, d in dtypes.items()}
     ported = describe_scheduler(scheduler)
     bounds = parameter_bounds(optimizer, module, args.steps)
